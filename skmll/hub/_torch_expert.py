@@ -1,0 +1,99 @@
+"""Any ``torch.nn.Module`` classifier as an expert."""
+
+import copy
+
+import torch
+
+from ._base import BaseExpert, hash_state_dict, register_expert
+
+
+@register_expert("torch")
+class TorchExpert(BaseExpert):
+    """Wrap an ``nn.Module`` that maps ``(n, C, H, W)`` inputs to ``(n, n_outputs)`` logits.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The classifier; it is put in eval mode and never trained.
+    name : str
+        Unique name in the hub.
+    input_size : (int, int)
+        The (H, W) the module expects; images are resized to it.
+    mean, std : float or sequence of float, default 0 and 1
+        Per-channel normalisation after ``scale``: ``(x * scale - mean) / std``, x in [0, 1].
+    channels : {1, 3}, default 3
+        1 feeds the module grayscale (luma) images.
+    scale : float, default 1.0
+    n_outputs : int or None
+        Output size; when None it is found by one forward pass on a blank image.
+    batch_size : int, default 64
+    device : str or torch.device, default "cpu"
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    >>> expert = TorchExpert(net, name="tiny", input_size=(8, 8))
+    >>> expert.n_outputs
+    4
+    >>> expert.logits(np.zeros((2, 16, 16, 3), dtype=np.float32)).shape
+    (2, 4)
+    """
+
+    def __init__(self, module, *, name, input_size, mean=0.0, std=1.0, channels=3, scale=1.0,
+                 n_outputs=None, batch_size=64, device="cpu"):
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
+        super().__init__(name, input_size=input_size, mean=mean, std=std, channels=channels,
+                         scale=scale, batch_size=batch_size)
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        self.n_outputs = int(n_outputs) if n_outputs is not None else self._probe_outputs()
+
+    def _probe_outputs(self):
+        blank = torch.zeros((1, self.channels, *self.input_size), device=self.device)
+        with torch.inference_mode():
+            out = self._call(blank)
+        return int(out.reshape(1, -1).shape[1])
+
+    def _call(self, tensor):
+        out = self.module(tensor)
+        return getattr(out, "logits", out)  # modules returning output objects
+
+    def _forward(self, tensor):
+        return self._call(tensor.to(self.device)).float()
+
+    def _weights_digest(self, hasher):
+        hasher.update(type(self.module).__qualname__.encode())
+        hash_state_dict(self.module.state_dict(), hasher)
+
+    @classmethod
+    def from_source(cls, spec, *, module_factory=None, **kwargs):
+        """``create_expert("torch:/path/weights.pt", module_factory=Net, ...)``.
+
+        The weights file is read with ``torch.load(weights_only=True)`` (safetensors files with
+        ``safetensors.torch.load_file``) into a fresh ``module_factory()``.
+        """
+        if module_factory is None:
+            raise TypeError("torch experts need module_factory= (a callable returning the "
+                            "nn.Module whose weights the file holds)")
+        module = module_factory()
+        module.load_state_dict(load_torch_weights(spec))
+        kwargs.setdefault("name", spec)
+        return cls(module, **kwargs)
+
+    def __deepcopy__(self, memo):
+        clone = copy.copy(self)
+        clone.module = copy.deepcopy(self.module, memo)
+        return clone
+
+
+def load_torch_weights(path):
+    """A state dict from ``path`` without running code: safetensors or ``weights_only``."""
+    path = str(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
