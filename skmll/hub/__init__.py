@@ -12,24 +12,39 @@ from ._base import (
     create_expert,
     expert_fingerprint,
     list_expert_sources,
+    n_heads,
     register_expert,
     run_expert,
 )
+from ._hf_expert import HFExpert
 from ._images import as_image_batch, preprocess
+from ._memo import MemoizedExpert
+from ._keras_expert import KerasExpert, shipped_keras_experts
+from ._onnx_expert import OnnxExpert
+from ._outputs import probabilities_to_logits
+from ._timm_expert import TimmExpert
 from ._torch_expert import TorchExpert, load_torch_weights
 
 __all__ = [
     "BaseExpert",
     "Expert",
     "ExpertError",
+    "HFExpert",
+    "KerasExpert",
+    "MemoizedExpert",
     "ModelHub",
+    "OnnxExpert",
+    "TimmExpert",
     "TorchExpert",
     "as_image_batch",
     "create_expert",
     "expert_fingerprint",
     "list_expert_sources",
+    "n_heads",
     "load_torch_weights",
     "preprocess",
+    "probabilities_to_logits",
     "register_expert",
     "run_expert",
+    "shipped_keras_experts",
 ]

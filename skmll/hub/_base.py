@@ -34,6 +34,10 @@ class ExpertError(RuntimeError):
     def __init__(self, expert_name, message):
         super().__init__(f"expert {expert_name!r}: {message}")
         self.expert_name = expert_name
+        self.message = message
+
+    def __reduce__(self):  # pickle rebuilds exceptions from args; this one needs both parts
+        return type(self), (self.expert_name, self.message)
 
 
 def n_heads(expert):
@@ -73,13 +77,14 @@ def expert_fingerprint(expert):
     Uses ``expert.fingerprint`` (adapters hash their weights and preprocessing) when present;
     otherwise the expert's outputs on a fixed, seeded probe batch.
     """
-    identity = [type(expert).__qualname__, expert.name, int(expert.n_outputs)]
+    # Content only: two experts that compute the same function share their cached work,
+    # whatever their names or wrapper classes.
     declared = getattr(expert, "fingerprint", None)
     if isinstance(declared, str):
-        return hash_json(identity + [declared])
+        return hash_json([int(expert.n_outputs), declared])
     probe = np.random.default_rng(0).random((4, 64, 64, 3), dtype=np.float32)
     out = np.round(run_expert(expert, probe).astype(np.float64), 4)
-    return hash_json(identity + [hash_array(out)])
+    return hash_json([int(expert.n_outputs), "probe", hash_array(out)])
 
 
 def _validate_expert(expert, position):

@@ -76,7 +76,7 @@ def _resize_rgb(batch, size):
     """Bilinear, antialiased resize of a float (n, H, W, 3) batch to ``size`` = (H, W)."""
     if batch.shape[1:3] == tuple(size):
         return batch
-    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    tensor = torch.from_numpy(np.array(batch, dtype=np.float32)).permute(0, 3, 1, 2)
     tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True,
                            align_corners=False)
     return tensor.clamp_(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
@@ -152,14 +152,22 @@ def preprocess(images, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
         tensor = torch.tensordot(tensor, torch.from_numpy(_GRAY_WEIGHTS), dims=([1], [0]))[:, None]
     elif channels != 3:
         raise ValueError(f"channels must be 1 or 3; got {channels}")
-    mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    mean, std = (_per_channel(v, channels) for v in (mean, std))
     tensor = (tensor * scale - mean) / std
     if layout == "NHWC":
         tensor = tensor.permute(0, 2, 3, 1)
     elif layout != "NCHW":
         raise ValueError(f"layout must be 'NCHW' or 'NHWC'; got {layout!r}")
     return tensor.contiguous()
+
+
+def _per_channel(values, channels):
+    """Normalisation constants shaped (1, channels, 1, 1); RGB constants average for gray."""
+    values = np.atleast_1d(np.asarray(values, dtype=np.float32))
+    if channels == 1 and values.size > 1:
+        values = values.mean(keepdims=True)
+    values = np.broadcast_to(values, (channels,))
+    return torch.from_numpy(values.copy()).reshape(1, channels, 1, 1)
 
 
 def is_image_path(path):

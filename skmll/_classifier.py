@@ -1,0 +1,384 @@
+"""``MLLZeroShotClassifier``: selection (matching, CHCO, top-k) and reuse for a task of class names."""
+
+import numbers
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .hub import as_image_batch, run_expert
+from .reuse._ensemble import ensemble_scores
+from .reuse._patch import normalise_rows, patch_probabilities
+from .selection._chco import chco_many, heu
+from .selection._matching import exact_name_matches, mutual_best_match
+from .selection._select import select_predictors
+from .selection._text import default_text_encoder, embed_texts
+
+
+def _check_classes(classes):
+    if isinstance(classes, str) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
+    classes = list(classes)
+    if not classes:
+        raise ValueError("classes is empty: give at least one class name")
+    bad = [c for c in classes if not isinstance(c, str)]
+    if bad:
+        raise TypeError(f"class names must be str; got {bad[:3]!r}")
+    empty = [i for i, c in enumerate(classes) if not c.strip()]
+    if empty:
+        raise ValueError(f"class names at positions {empty} are empty")
+    seen, duplicates = set(), []
+    for c in classes:
+        key = c.strip().lower()
+        if key in seen:
+            duplicates.append(c)
+        seen.add(key)
+    if duplicates:
+        raise ValueError(f"duplicate class names: {sorted(set(duplicates))}")
+    return classes
+
+
+class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
+    """Zero-shot image classifier that selects and reuses experts through their model labels.
+
+    ``fit`` needs no data: it matches the class names to SDAG nodes by text embeddings (mutual
+    best match, Algorithm 1 line 4), runs CHCO on every expert's label (Eq. 4-11, all experts as
+    one batched problem), and keeps per class up to ``k`` predictors whose loss is at most
+    ``beta``. ``predict_proba`` runs each selected expert once per batch and combines the heads
+    with entropy weights (Eq. 12-13); classes no expert serves go to ``general_model``.
+
+    Parameters
+    ----------
+    classes : list of str
+        The task's class names.
+    labeler : ModelLabeler
+        A fitted labeler (its hub and labels are used; cloning keeps them).
+    k : int, default=2
+        Reuse budget: predictors per class.
+    beta : float or None, default=None
+        Keep predictors with CHCO loss at most ``beta``; None keeps any finite loss.
+    text_encoder : callable or None, default=None
+        ``list[str] -> (n, d)`` array; None is all-MiniLM-L6-v2 (offline, see
+        :class:`~skmll.selection.SentenceEncoder`). Node embeddings are cached on disk when the
+        encoder has a ``fingerprint``.
+    general_model : object or None, default=None
+        ``predict_proba(images, class_names)`` over all classes (CLIP, ConSE, ...), used for
+        uncovered classes (DESIGN decision 6).
+    min_similarity : float, default=0.0
+        Class-node pairs with lower cosine similarity are left unmatched.
+    name_bonus : float, default=0.25
+        Added to the similarity of a node that has the class name among its names (WordNet
+        lemmas) verbatim, before the mutual best match. 0 is the paper's literal matching.
+    nodes : list of (str or None) or None, default=None
+        SDAG node ids aligned with ``classes`` to bypass text matching (None entries are matched
+        by text).
+    class_template : str, default="Name: {}"
+        How a class name is written before embedding (node texts read "Name: ...").
+    label_statistic : {"logit", "probability"}, default="logit"
+        "logit" is the paper's Eq. 4 (softmax of mixed mean logits); "probability" uses the
+        mixed mean of per-image softmax outputs, which penalises experts that are confident on
+        single images but inconsistent across a node.
+    combination : {"chco", "heu"}, default="chco"
+        "heu" is the paper's ablation: one head per class.
+    on_uncovered : {"raise", "drop"}, default="raise"
+        Without a general model, uncovered classes raise at ``fit`` (naming them) or are dropped
+        from ``classes_``.
+    batch_size : int, default=256
+        Images per chunk in ``predict_proba`` (bounds memory; each expert runs once per chunk).
+    cache_dir : path, None or False, default=None
+        Where node embeddings are cached (None: the default folder; False: off).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        Class names, in the order of ``predict_proba`` columns.
+    matched_nodes_ : dict of str to (str, float) or None
+        The SDAG node and cosine similarity each class matched (None: unmatched).
+    experts_ : dict of str to list of (str, float, ndarray)
+        Per class, the serving experts as (name, CHCO loss, head weights x_c^m).
+    covered_classes_, uncovered_classes_ : list of str
+    coverage_ : float
+        Fraction of ``classes`` served by experts (Cvr).
+    reuse_losses_ : ndarray of shape (n_experts, n_covered)
+        CHCO loss of every expert for every covered class (inf when unusable).
+    expert_names_ : list of str
+        Row labels of ``reuse_losses_``.
+    n_models_used_ : int
+        Distinct experts that ``predict`` runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG, MLLZeroShotClassifier
+    >>> dark, light = np.zeros((3, 8, 8), np.uint8), np.full((3, 8, 8), 255, np.uint8)
+    >>> sdag = SemanticDAG(["shade", "night", "day"], edges=[("shade", "night"), ("shade", "day")],
+    ...                    texts={"night": "Name: night, darkness", "day": "Name: day, daylight"},
+    ...                    data={"night": dark, "day": light})
+    >>> class Brightness:
+    ...     name, n_outputs = "brightness", 2
+    ...     def logits(self, images):
+    ...         m = images.mean(axis=(1, 2, 3))
+    ...         return np.stack([1 - m, m], axis=1) * 4
+    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
+    >>> clf = MLLZeroShotClassifier(["daylight", "darkness"], labeler, cache_dir=False).fit()
+    >>> clf.predict(np.stack([light[0], dark[0]])).tolist()
+    ['daylight', 'darkness']
+    """
+
+    def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
+                 min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
+                 label_statistic="logit", combination="chco", on_uncovered="raise",
+                 batch_size=256, cache_dir=None, verbose=0):
+        self.classes = classes
+        self.labeler = labeler
+        self.k = k
+        self.beta = beta
+        self.text_encoder = text_encoder
+        self.general_model = general_model
+        self.min_similarity = min_similarity
+        self.name_bonus = name_bonus
+        self.nodes = nodes
+        self.class_template = class_template
+        self.label_statistic = label_statistic
+        self.combination = combination
+        self.on_uncovered = on_uncovered
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    # --- fit: selection ---------------------------------------------------------------------
+
+    def _validate_params(self):
+        classes = _check_classes(self.classes)
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
+            raise ValueError(f"k must be an int >= 1; got {self.k!r}")
+        if self.beta is not None and (not isinstance(self.beta, numbers.Real)
+                                      or np.isnan(self.beta)):
+            raise ValueError(f"beta must be a number or None; got {self.beta!r}")
+        choices = {"label_statistic": ("logit", "probability"), "combination": ("chco", "heu"),
+                   "on_uncovered": ("raise", "drop")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        if not isinstance(self.name_bonus, numbers.Real) or self.name_bonus < 0:
+            raise ValueError(f"name_bonus must be a number >= 0; got {self.name_bonus!r}")
+        if self.nodes is not None and len(self.nodes) != len(classes):
+            raise ValueError(f"nodes must align with classes: {len(self.nodes)} nodes for "
+                             f"{len(classes)} classes")
+        if self.general_model is not None and not callable(
+                getattr(self.general_model, "predict_proba", None)):
+            raise TypeError("general_model needs a method predict_proba(images, class_names)")
+        check_is_fitted(self.labeler, "labels_",
+                        msg="labeler is not fitted: call labeler.fit(hub) before fitting the "
+                            "classifier")
+        return classes
+
+    def _match(self, classes, sdag):
+        """Node index per class (-1 unmatched) and the similarity of each class's best node."""
+        nodes = np.full(len(classes), -1)
+        similarity = np.full(len(classes), np.nan)
+        given = self.nodes if self.nodes is not None else [None] * len(classes)
+        for i, node in enumerate(given):
+            if node is not None:
+                if node not in sdag.node_index:
+                    raise ValueError(f"node {node!r} given for class {classes[i]!r} is not in "
+                                     "the SDAG")
+                nodes[i], similarity[i] = sdag.node_index[node], 1.0
+        by_text = [i for i, node in enumerate(given) if node is None]
+        if by_text:
+            encoder = self.text_encoder if self.text_encoder is not None else default_text_encoder()
+            node_vectors = embed_texts(encoder, sdag.texts, cache_dir=self.cache_dir,
+                                       verbose=self.verbose)
+            class_vectors = embed_texts(
+                encoder, [self.class_template.format(classes[i]) for i in by_text],
+                cache_dir=False)
+            if class_vectors.shape[1] != node_vectors.shape[1]:
+                raise ValueError("text encoder gave class and node embeddings of different "
+                                 "sizes")
+            labelled = np.asarray(sdag.has_data_below, dtype=bool).copy()
+            labelled[nodes[nodes >= 0]] = False  # a node fixed by `nodes` is taken
+            cosine = class_vectors @ node_vectors.T
+            bonus = self.name_bonus * exact_name_matches([classes[i] for i in by_text],
+                                                         sdag.texts)
+            matched, _ = mutual_best_match(cosine + bonus, candidates=labelled)
+            kept = np.where(matched >= 0, cosine[np.arange(len(by_text)), matched], -np.inf)
+            matched[kept < self.min_similarity] = -1   # the floor applies to the cosine alone
+            nodes[by_text] = matched
+            similarity[by_text] = np.where(matched >= 0, kept, np.nan)
+        return nodes, similarity
+
+    def _reuse_problems(self, labels, node_rows):
+        """Each expert's (heads x classes) CHCO input for the matched nodes."""
+        use_probability = self.label_statistic == "probability"
+        matrices = []
+        for label in labels:
+            rows = label.probabilities if use_probability else label.scores
+            matrices.append(np.asarray(rows[node_rows], dtype=np.float64).T)
+        return matrices, use_probability
+
+    def _solve(self, matrices, use_probability):
+        if self.combination == "heu":
+            return [heu(m, probabilities=use_probability) for m in matrices]
+        return chco_many(matrices, probabilities=use_probability)
+
+    def fit(self, X=None, y=None):
+        """Match classes to nodes, combine heads with CHCO, select experts. Data is ignored.
+
+        Parameters
+        ----------
+        X, y : ignored
+            Present for scikit-learn compatibility (pipelines, cross-validation, grid search).
+
+        Returns
+        -------
+        self
+        """
+        classes = self._validate_params()
+        labeler = self.labeler
+        if labeler.delta_ != labeler.delta:
+            labeler.update_mixing()
+        sdag = labeler.sdag
+        node_of_class, similarity = self._match(classes, sdag)
+        self.matched_nodes_ = {
+            c: (sdag.node_ids[n], float(s)) if n >= 0 else None
+            for c, n, s in zip(classes, node_of_class, similarity)}
+
+        matched = np.flatnonzero(node_of_class >= 0)
+        labels = [labeler.labels_[name] for name in labeler.hub_.names]
+        self.expert_names_ = list(labeler.hub_.names)
+        served = self._select(classes, matched, node_of_class, labels)
+        self._set_coverage(classes, served)
+        return self
+
+    def _select(self, classes, matched, node_of_class, labels):
+        """CHCO over every expert, then up to k predictors per matched class."""
+        self.experts_ = {c: [] for c in classes}
+        self.reuse_losses_ = np.zeros((len(labels), 0))
+        if len(matched) == 0 or not labels:
+            return np.zeros(len(classes), dtype=bool)
+        matrices, use_probability = self._reuse_problems(labels, node_of_class[matched])
+        solutions = self._solve(matrices, use_probability)
+        losses = np.stack([loss for _, loss in solutions])
+        self.reuse_losses_ = losses
+        picks = self._pick(losses)
+        served = np.zeros(len(classes), dtype=bool)
+        for j, class_index in enumerate(matched):
+            name = classes[class_index]
+            self.experts_[name] = [(self.expert_names_[m], float(losses[m, j]),
+                                    solutions[m][0][:, j].copy()) for m in picks[j]]
+            served[class_index] = bool(len(picks[j]))
+        return served
+
+    def _pick(self, losses):
+        """Per matched class, the experts serving it: up to k smallest losses <= beta."""
+        beta = np.inf if self.beta is None else float(self.beta)
+        return select_predictors(losses, self.k, beta)
+
+    def _set_coverage(self, classes, served):
+        covered = [c for c, s in zip(classes, served) if s]
+        uncovered = [c for c, s in zip(classes, served) if not s]
+        if uncovered and self.general_model is None:
+            if self.on_uncovered == "raise":
+                reasons = {c: "no matching SDAG node" if self.matched_nodes_[c] is None
+                           else "no expert passes the selection" for c in uncovered}
+                raise ValueError(
+                    "the hub cannot serve these classes and no general_model is set: "
+                    + "; ".join(f"{c!r} ({why})" for c, why in reasons.items())
+                    + ". Pass general_model=..., or on_uncovered='drop' to leave them out.")
+            classes = covered
+            uncovered = []
+        if not covered and self.general_model is None:
+            raise ValueError("no class is covered by the hub and no general_model is set")
+        self.classes_ = np.array(classes, dtype=object)
+        self.covered_classes_ = covered
+        self.uncovered_classes_ = uncovered
+        self.coverage_ = len(covered) / len(_check_classes(self.classes))
+        self._covered_mask = np.isin(self.classes_, covered)
+        used = {name for c in covered for name, _, _ in self.experts_[c]}
+        self.n_models_used_ = len(used)
+
+    # --- predict: reuse ---------------------------------------------------------------------
+
+    def _serving_plan(self):
+        """Distinct experts to run, each with its (heads x covered classes) weights."""
+        names = sorted({name for c in self.covered_classes_ for name, _, _ in self.experts_[c]},
+                       key=self.expert_names_.index)
+        plan = []
+        for name in names:
+            expert = self.labeler.hub_[name]
+            width = max(2, int(expert.n_outputs))
+            combination = np.zeros((width, len(self.covered_classes_)))
+            for j, c in enumerate(self.covered_classes_):
+                for served_by, _, weights in self.experts_[c]:
+                    if served_by == name:
+                        combination[:, j] = weights
+            plan.append((expert, combination))
+        return plan
+
+    def _expert_proba(self, images):
+        plan = self._serving_plan()
+        outputs = [softmax(run_expert(expert, images).astype(np.float64), axis=1)
+                   for expert, _ in plan]
+        return normalise_rows(ensemble_scores(outputs, [c for _, c in plan]))
+
+    def predict_proba(self, X):
+        """Class probabilities; columns follow ``classes_`` and rows sum to 1.
+
+        Parameters
+        ----------
+        X : ndarray (n, H, W) or (n, H, W, C), uint8 or float in [0, 1]; or a list of PIL
+            images or image paths.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        check_is_fitted(self, "classes_")
+        images = as_image_batch(X)
+        chunks = [self._proba_chunk(images[i:i + self.batch_size])
+                  for i in range(0, len(images), self.batch_size)]
+        return np.concatenate(chunks)
+
+    def _proba_chunk(self, images):
+        covered = self._covered_mask
+        if not covered.any():
+            return normalise_rows(self.general_model.predict_proba(images, list(self.classes_)))
+        expert_proba = self._expert_proba(images)
+        if covered.all():
+            return expert_proba
+        general = np.asarray(self.general_model.predict_proba(images, list(self.classes_)))
+        if general.shape != (len(images), len(self.classes_)):
+            raise ValueError(f"general_model.predict_proba returned shape {general.shape}; "
+                             f"expected {(len(images), len(self.classes_))}")
+        return patch_probabilities(expert_proba, general, covered)
+
+    def predict(self, X):
+        """The most probable class name for each image."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def explain(self):
+        """A readable account of what ``fit`` decided: matches, experts, heads, coverage."""
+        check_is_fitted(self, "classes_")
+        lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used"]
+        for c in _check_classes(self.classes):
+            match = self.matched_nodes_.get(c)
+            where = f"{match[0]} (similarity {match[1]:.2f})" if match else "no node"
+            lines.append(f"{c!r} -> {where}")
+            for name, loss, weights in self.experts_.get(c, []):
+                top = np.argsort(weights)[::-1][:3]
+                heads = ", ".join(f"h{h}:{weights[h]:.2f}" for h in top if weights[h] > 1e-3)
+                lines.append(f"    {name}: loss {loss:.3f}, {int((weights > 1e-3).sum())} "
+                             f"head(s) [{heads}]")
+            if c in getattr(self, "uncovered_classes_", []):
+                lines.append("    served by the general model")
+        return "\n".join(lines)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.input_tags.three_d_array = True   # images (n, H, W[, C])
+        tags.target_tags.required = False       # zero-shot: fit ignores y
+        return tags

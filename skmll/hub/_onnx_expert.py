@@ -1,0 +1,151 @@
+"""ONNX image classifiers as experts, run with onnxruntime."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ._base import BaseExpert, register_expert
+from ._outputs import agree_with_model, check_output_kind, count_outputs, probabilities_to_logits
+
+# ops that pass a final softmax through unchanged in value
+_PASS_THROUGH_OPS = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                 "tensor(double)": np.float64}
+
+
+@register_expert("onnx")
+class OnnxExpert(BaseExpert):
+    """An ONNX image classifier run by onnxruntime.
+
+    The input's layout (NCHW or NHWC), size and channel count are read from the graph where its
+    dimensions are static; pass them where they are dynamic. The batch dimension may be dynamic
+    or fixed (short batches are padded).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.onnx`` file. Its bytes are kept, so the expert pickles and fingerprints by content.
+    name : str or None
+        Unique name in the hub; defaults to the file name without extension.
+    input_size : (int, int) or None
+        The (H, W) the graph expects; read from the graph when None.
+    mean, std : float or sequence of float, default 0 and 1
+        Normalisation after ``scale``: ``(x * scale - mean) / std``, x in [0, 1].
+    channels : {1, 3} or None
+        Read from the graph when None (3 if the graph does not say).
+    scale : float, default 1.0
+        255 for models that take raw 0-255 pixels.
+    layout : {"NCHW", "NHWC"} or None
+        Read from the graph when None.
+    output : {"auto", "logits", "probabilities"}, default "auto"
+        What the graph's first output holds. Probabilities are turned into logits with
+        :func:`probabilities_to_logits`; "auto" picks "probabilities" when the graph ends in a
+        Softmax or Sigmoid (reading the graph needs the ``onnx`` package).
+    batch_size : int, default 64
+        Ignored when the graph fixes its batch size.
+    providers : list of str or None
+        onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, torch
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.onnx")
+    >>> torch.onnx.export(net, torch.zeros(1, 3, 8, 8), path, dynamo=False,
+    ...                   dynamic_axes={"x": {0: "n"}}, input_names=["x"])
+    >>> expert = OnnxExpert(path)
+    >>> expert.name, expert.n_outputs, expert.input_size, expert.layout
+    ('tiny', 4, (8, 8), 'NCHW')
+    >>> expert.logits(np.zeros((2, 16, 16, 3), dtype=np.float32)).shape
+    (2, 4)
+    """
+
+    def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
+                 scale=1.0, layout=None, output="auto", batch_size=64, providers=None):
+        self._model_bytes = Path(path).read_bytes()
+        self.providers = list(providers) if providers else ["CPUExecutionProvider"]
+        self._session = self._new_session()
+        graph_input = self._session.get_inputs()[0]
+        layout, graph_size, graph_channels = _read_input_shape(graph_input.shape, layout)
+        self._static_batch = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else None
+        super().__init__(name or Path(path).stem,
+                         input_size=agree_with_model(input_size, graph_size, "input_size"),
+                         mean=mean, std=std, scale=scale,
+                         channels=agree_with_model(channels, graph_channels, "channels") or 3,
+                         batch_size=self._static_batch or batch_size)
+        self.layout = layout
+        if graph_input.type not in _INPUT_DTYPES:
+            raise ValueError(f"{self.name}: input type {graph_input.type} is not a float tensor")
+        self._input_dtype = _INPUT_DTYPES[graph_input.type]
+        check_output_kind(output)
+        self.output = _final_op_kind(self._model_bytes) if output == "auto" else output
+        self.n_outputs = count_outputs(self, self._session.get_outputs()[0].shape[1:])
+
+    def _new_session(self):
+        import onnxruntime
+
+        return onnxruntime.InferenceSession(self._model_bytes, providers=self.providers)
+
+    def _forward(self, tensor):
+        batch = tensor.numpy().astype(self._input_dtype, copy=False)
+        n = len(batch)
+        if self._static_batch is not None and n < self._static_batch:
+            padding = np.zeros((self._static_batch - n, *batch.shape[1:]), dtype=batch.dtype)
+            batch = np.concatenate([batch, padding])
+        feed = {self._session.get_inputs()[0].name: batch}
+        out = self._session.run(None, feed)[0][:n].reshape(n, -1)
+        return probabilities_to_logits(out) if self.output == "probabilities" else out
+
+    def _weights_digest(self, hasher):
+        hasher.update(f"{self.layout}|{self.output}|".encode())
+        hasher.update(self._model_bytes)
+
+    @classmethod
+    def from_source(cls, spec, **kwargs):
+        """``create_expert("onnx:/path/model.onnx", mean=..., std=...)``."""
+        return cls(spec, **kwargs)
+
+    # an onnxruntime session does not pickle: keep the model bytes and rebuild it
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_session"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._session = self._new_session()
+
+
+def _read_input_shape(shape, layout):
+    """(layout, (H, W) or None, channels or None) from a graph input's shape."""
+    if len(shape) != 4:
+        raise ValueError(f"an image classifier's input must have rank 4; the graph's is {shape}")
+    if layout is None:
+        channels_first, channels_last = shape[1] in (1, 3), shape[3] in (1, 3)
+        if channels_first == channels_last:
+            raise ValueError(f"cannot tell the layout from the input shape {shape}; pass "
+                             "layout='NCHW' or layout='NHWC'")
+        layout = "NCHW" if channels_first else "NHWC"
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be 'NCHW' or 'NHWC'; got {layout!r}")
+    channels, size = (shape[1], shape[2:]) if layout == "NCHW" else (shape[3], shape[1:3])
+    # dynamic dimensions are names (str) or None
+    size = tuple(size) if all(isinstance(d, int) for d in size) else None
+    return layout, size, channels if isinstance(channels, int) else None
+
+
+def _final_op_kind(model_bytes):
+    """"probabilities" when the graph's first output comes from a Softmax or Sigmoid."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError("output='auto' reads the graph with the onnx package; install it or "
+                          "pass output='logits' or output='probabilities'") from exc
+    graph = onnx.load_from_string(model_bytes).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(graph.output[0].name)
+    while node is not None and node.op_type in _PASS_THROUGH_OPS:
+        node = producers.get(node.input[0])
+    ends_in_probabilities = node is not None and node.op_type in ("Softmax", "Sigmoid")
+    return "probabilities" if ends_in_probabilities else "logits"

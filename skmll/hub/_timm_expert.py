@@ -1,0 +1,84 @@
+"""timm image classifiers as experts."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ._base import register_expert
+from ._torch_expert import TorchExpert, load_torch_weights
+
+
+@register_expert("timm")
+class TimmExpert(TorchExpert):
+    """A ``timm`` model, by architecture name, with pretrained or local weights.
+
+    Input size, mean and std come from the model's ``pretrained_cfg`` (timm's
+    ``resolve_model_data_config``); images are resized to the input size, not cropped.
+
+    Parameters
+    ----------
+    model_name : str
+        A name ``timm.create_model`` knows, e.g. ``"resnet18"`` or ``"hf-hub:timm/..."``.
+    name : str or None
+        Unique name in the hub; defaults to ``model_name``, or to the checkpoint's file name
+        when ``checkpoint_path`` is given.
+    checkpoint_path : str or path-like or None
+        Local weights (a state dict), read without running code: ``torch.load`` with
+        ``weights_only=True``, or safetensors. When ``num_classes`` is None the classifier size
+        is read from the checkpoint.
+    pretrained : bool, default False
+        Let timm download its pretrained weights (needs network access or a filled cache);
+        ignored when ``checkpoint_path`` is given.
+    num_classes : int or None
+        Classifier size; None keeps the architecture's default (or the checkpoint's).
+    batch_size : int, default 64
+    device : str or torch.device, default "cpu"
+    **model_kwargs
+        Passed to ``timm.create_model`` (e.g. ``drop_rate``, ``in_chans``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expert = TimmExpert("test_resnet", num_classes=4)
+    >>> expert.n_outputs, expert.input_size
+    (4, (160, 160))
+    >>> expert.logits(np.zeros((2, 32, 32, 3), dtype=np.float32)).shape
+    (2, 4)
+    """
+
+    def __init__(self, model_name, *, name=None, checkpoint_path=None, pretrained=False,
+                 num_classes=None, batch_size=64, device="cpu", **model_kwargs):
+        import timm
+
+        if num_classes is not None:
+            model_kwargs["num_classes"] = num_classes
+        model = timm.create_model(model_name, pretrained=pretrained and checkpoint_path is None,
+                                  **model_kwargs)
+        if checkpoint_path is not None:
+            _load_checkpoint(model, checkpoint_path, resize_classifier=num_classes is None)
+            name = name or Path(checkpoint_path).stem
+        if model.num_classes < 1:
+            raise ValueError(f"{model_name} with num_classes=0 returns features, not logits")
+        config = timm.data.resolve_model_data_config(model)
+        channels = int(model_kwargs.get("in_chans", 3))
+        mean, std = config["mean"], config["std"]
+        if channels == 1:  # timm keeps RGB statistics for single-channel models: average them
+            mean, std = np.mean(mean), np.mean(std)
+        super().__init__(model, name=name or model_name, input_size=config["input_size"][1:],
+                         mean=mean, std=std, channels=channels, n_outputs=model.num_classes,
+                         batch_size=batch_size, device=device)
+        self.model_name = model_name
+
+    @classmethod
+    def from_source(cls, spec, **kwargs):
+        """``create_expert("timm:resnet18", checkpoint_path=..., num_classes=...)``."""
+        return cls(spec, **kwargs)
+
+
+def _load_checkpoint(model, path, *, resize_classifier):
+    state = load_torch_weights(path)
+    classifier = model.pretrained_cfg.get("classifier")
+    weight = state.get(f"{classifier}.weight") if isinstance(classifier, str) else None
+    if resize_classifier and weight is not None and weight.shape[0] != model.num_classes:
+        model.reset_classifier(int(weight.shape[0]))
+    model.load_state_dict(state)

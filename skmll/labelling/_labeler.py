@@ -1,0 +1,227 @@
+"""``ModelLabeler``: pre-tests a hub on the SDAG and stores each expert's label (Eq. 1-3)."""
+
+import copy
+import numbers
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..hub import ModelHub, as_image_batch, expert_fingerprint, n_heads, run_expert
+from ..utils import progress, resolve_cache_dir
+from ._labels import build_labels
+from ._pretest import StatisticsStore, assemble_statistics, node_shards, pretest_shard
+
+
+class LabellingError(RuntimeError):
+    """One or more experts failed during labelling (the others' labels are kept and cached)."""
+
+
+class ModelLabeler(TransformerMixin, BaseEstimator):
+    """Pre-test every expert of a hub on a Semantic DAG and keep its model label.
+
+    ``fit(hub)`` runs each expert over each node's representative images (batched, under
+    ``torch.inference_mode`` inside the adapters), averages the outputs per node (Eq. 1) and
+    mixes them up the DAG with ``delta`` (Eq. 2, leaves first). Node sums are cached on disk,
+    keyed by the expert's fingerprint and each node's data hash, so refitting an unchanged hub
+    runs no forward pass and a new expert or node costs only its own passes.
+
+    Parameters
+    ----------
+    sdag : SemanticDAG
+        Nodes, edges, texts and representative images.
+    delta : float, default=0.5
+        Eq. 2 weight of a node's own images against its successors' scores, in [0, 1].
+    batch_size : int, default=64
+        Images per forward pass.
+    images_per_shard : int, default=2048
+        Size of the (expert, node shard) tasks dispatched through joblib.
+    n_jobs : int or None, default=None
+        joblib workers; ``joblib.parallel_config(backend="dask")`` sends tasks to a cluster.
+    cache_dir : path, None or False, default=None
+        Where node sums are stored (None: ``$SKMLL_CACHE_DIR`` or ``~/.cache/skmll``; False: off).
+    on_error : {"raise", "warn", "skip"}, default="raise"
+        What ``fit`` does when an expert fails: the other experts always finish and are cached;
+        then "raise" raises :class:`LabellingError` naming the failures, "warn" warns and leaves
+        the failed experts out, "skip" leaves them out silently. See ``failed_experts_``.
+    verbose : int, default=1
+        Progress bars when > 0.
+
+    Attributes
+    ----------
+    hub_ : ModelHub
+        The labelled experts (failed ones left out).
+    labels_ : dict of str to ModelLabel
+        Each expert's label: Eq. 2 scores (nodes x heads) and mixed mean probabilities.
+    node_statistics_ : dict of str to NodeStatistics
+        Eq. 1 ingredients per expert (node sums and counts), from which labels are mixed.
+    delta_ : float
+        The delta the labels were mixed with.
+    failed_experts_ : dict of str to str
+        Experts that failed, with the reason.
+    n_forward_images_ : int
+        Images passed through experts during the last ``fit`` (0 when all came from the cache).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
+    >>> sdag = SemanticDAG(["thing", "dark", "light"], edges=[("thing", "dark"), ("thing", "light")],
+    ...                    data={"dark": np.zeros((3, 8, 8), np.uint8),
+    ...                          "light": np.full((3, 8, 8), 255, np.uint8)})
+    >>> class Brightness:
+    ...     name, n_outputs = "brightness", 2
+    ...     def logits(self, images):
+    ...         m = images.mean(axis=(1, 2, 3))
+    ...         return np.stack([1 - m, m], axis=1) * 4
+    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
+    >>> labeler.labels_["brightness"].scores.round(1).tolist()
+    [[2.0, 2.0], [4.0, 0.0], [0.0, 4.0]]
+    """
+
+    def __init__(self, sdag, delta=0.5, batch_size=64, images_per_shard=2048, n_jobs=None,
+                 cache_dir=None, on_error="raise", verbose=1):
+        self.sdag = sdag
+        self.delta = delta
+        self.batch_size = batch_size
+        self.images_per_shard = images_per_shard
+        self.n_jobs = n_jobs
+        self.cache_dir = cache_dir
+        self.on_error = on_error
+        self.verbose = verbose
+
+    def _validate_params(self):
+        if not isinstance(self.delta, numbers.Real) or not 0 <= self.delta <= 1:
+            raise ValueError(f"delta must be a number in [0, 1]; got {self.delta!r}")
+        for name in ("batch_size", "images_per_shard"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+        if self.on_error not in ("raise", "warn", "skip"):
+            raise ValueError(f"on_error must be 'raise', 'warn' or 'skip'; got {self.on_error!r}")
+        for attr in ("node_ids", "n_images", "iter_batches", "node_data_hash", "heights"):
+            if not hasattr(self.sdag, attr):
+                raise TypeError(f"sdag must be a SemanticDAG; got {type(self.sdag).__name__}")
+
+    def fit(self, hub, y=None):
+        """Label every expert of ``hub`` (cached work is reused).
+
+        Parameters
+        ----------
+        hub : ModelHub or iterable of experts
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        hub = hub if isinstance(hub, ModelHub) else ModelHub(hub)
+        store = StatisticsStore(resolve_cache_dir(self.cache_dir))
+        with_images = np.flatnonzero(self.sdag.n_images > 0)
+        node_keys = {n: self.sdag.node_data_hash(self.sdag.node_ids[n]) for n in with_images}
+        rows, failures, tasks = {}, {}, []
+        for expert in hub:
+            try:
+                fingerprint = expert_fingerprint(expert)
+            except Exception as exc:  # the probe pass of a protocol-only expert failed
+                failures[expert.name] = str(exc)
+                continue
+            rows[expert.name] = (fingerprint, store.load(fingerprint))
+            known = rows[expert.name][1]
+            missing = [n for n in with_images if node_keys[n] not in known]
+            tasks += [(expert, shard)
+                      for shard in node_shards(self.sdag, missing, self.images_per_shard)]
+        self.n_forward_images_ = sum(int(self.sdag.n_images[s].sum()) for _, s in tasks)
+        self._run_tasks(tasks, rows, failures, node_keys, store)
+        self._finish(hub, rows, failures)
+        return self
+
+    def _run_tasks(self, tasks, rows, failures, node_keys, store):
+        """Dispatch the forward passes; store each expert as soon as its last shard is in."""
+        pending = {}
+        for expert, _ in tasks:
+            pending[expert.name] = pending.get(expert.name, 0) + 1
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size)
+            for expert, shard in tasks)
+        for (expert, _), result in zip(tasks, progress(results, verbose=self.verbose,
+                                                       total=len(tasks), desc="labelling",
+                                                       unit="task")):
+            nodes, logit_sums, probability_sums, counts, error = result
+            if error is not None:
+                failures[expert.name] = error
+            else:
+                known = rows[expert.name][1]
+                for i, node in enumerate(nodes):
+                    known[node_keys[node]] = (logit_sums[i], probability_sums[i], int(counts[i]))
+            pending[expert.name] -= 1
+            if pending[expert.name] == 0 and expert.name not in failures:
+                store.save(rows[expert.name][0], expert.name, rows[expert.name][1])
+
+    def _finish(self, hub, rows, failures):
+        self.failed_experts_ = dict(failures)
+        if failures:
+            report = "; ".join(f"{name}: {why}" for name, why in failures.items())
+            if self.on_error == "raise":
+                raise LabellingError(f"{len(failures)} expert(s) failed during labelling "
+                                     f"(the others were labelled and cached): {report}")
+            if self.on_error == "warn":
+                warnings.warn(f"left out of the hub after failing: {report}", stacklevel=3)
+        self.hub_ = hub.subset([name for name in hub.names if name not in failures])
+        self.node_statistics_ = {
+            e.name: assemble_statistics(self.sdag, rows[e.name][1], n_heads(e)) for e in self.hub_}
+        self.update_mixing()
+
+    def update_mixing(self):
+        """Recompute ``labels_`` (Eq. 2) from the stored node sums with the current ``delta``.
+
+        Cheap (no forward pass); used when ``delta`` changed after fitting, e.g. on a clone
+        inside a grid search.
+        """
+        check_is_fitted(self, "node_statistics_")
+        self._validate_params()
+        self.labels_ = build_labels(self.sdag, self.node_statistics_, self.delta)
+        self.delta_ = self.delta
+        return self
+
+    def transform(self, X):
+        """The hub's logits for images, all experts side by side.
+
+        Parameters
+        ----------
+        X : array (n, H, W[, C]) or list of PIL images / paths
+
+        Returns
+        -------
+        ndarray of shape (n, total heads); see ``get_feature_names_out``.
+        """
+        check_is_fitted(self, "labels_")
+        images = as_image_batch(X)
+        return np.concatenate([run_expert(e, images) for e in self.hub_], axis=1)
+
+    def get_feature_names_out(self, input_features=None):
+        """``"<expert>:<head>"`` for each column of ``transform``."""
+        check_is_fitted(self, "labels_")
+        return np.array([f"{e.name}:{h}" for e in self.hub_ for h in range(n_heads(e))],
+                        dtype=object)
+
+    def __sklearn_clone__(self):
+        # Labels are the expensive, content-addressed part: a clone keeps them (as
+        # sklearn.frozen.FrozenEstimator keeps its estimator), so cross-validation and grid
+        # searches over a classifier holding this labeler do not lose them. A clone whose delta
+        # is changed afterwards re-mixes from the stored node sums (update_mixing).
+        clone = type(self)(**self.get_params(deep=False))
+        for attr in ("hub_", "labels_", "node_statistics_", "delta_", "failed_experts_",
+                     "n_forward_images_"):
+            if hasattr(self, attr):
+                setattr(clone, attr, copy.copy(getattr(self, attr)))
+        return clone
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.input_tags.two_d_array = False
+        return tags

@@ -1,0 +1,222 @@
+"""MLLZeroShotClassifier end to end on real experts with hidden label spaces."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
+
+from .conftest import DIGIT_NAMES, CountingExpert
+
+
+@pytest.fixture(scope="module")
+def labeler(digit_sdag, digit_experts, tmp_path_factory):
+    return ModelLabeler(digit_sdag, delta=0.5, cache_dir=tmp_path_factory.mktemp("cache"),
+                        verbose=0).fit(ModelHub(digit_experts))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("text-cache")
+
+
+@pytest.fixture(scope="module")
+def digit_clf(labeler, cache):
+    return MLLZeroShotClassifier(DIGIT_NAMES, labeler, k=2, cache_dir=cache).fit()
+
+
+def test_end_to_end_zero_shot_accuracy(digit_clf, digit_splits):
+    """Ten digits named in words; experts know only 0-4, 5-9, parity, or all ten weakly.
+
+    Measured: accuracy 0.93 on the 497 held-out test digits (chance 0.10), all ten classes
+    matched to their WordNet number nodes, coverage 1.0.
+    """
+    images, labels = digit_splits.test
+    accuracy = digit_clf.score(images, np.array(DIGIT_NAMES, dtype=object)[labels])
+    assert digit_clf.coverage_ == 1.0
+    assert {c: m[0] for c, m in digit_clf.matched_nodes_.items()} == {
+        "zero": "zero.n.02", "one": "one.n.01", "two": "two.n.01", "three": "three.n.01",
+        "four": "four.n.01", "five": "five.n.01", "six": "six.n.01", "seven": "seven.n.01",
+        "eight": "eight.n.01", "nine": "nine.n.01"}
+    assert accuracy > 0.85
+
+
+def test_fitted_attributes_explain_the_decisions(digit_clf):
+    assert digit_clf.classes_.tolist() == DIGIT_NAMES
+    served = {c: [name for name, _, _ in e] for c, e in digit_clf.experts_.items()}
+    # The parity expert cannot tell ten digits apart: its mean loss is the worst and it is never
+    # the first choice. Experts that never saw a digit range do not serve it first.
+    parity = digit_clf.expert_names_.index("expert-c")
+    assert digit_clf.reuse_losses_.mean(axis=1).argmax() == parity
+    assert all(served[c][0] != "expert-c" for c in DIGIT_NAMES)
+    assert all(served[c][0] != "expert-b" for c in DIGIT_NAMES[:5])
+    assert all(served[c][0] != "expert-a" for c in DIGIT_NAMES[5:])
+    assert all(1 <= len(v) <= 2 for v in served.values())
+    for entries in digit_clf.experts_.values():
+        for _, loss, weights in entries:
+            assert np.isfinite(loss) and (weights >= 0).all()
+    assert digit_clf.reuse_losses_.shape == (4, 10)
+    assert 2 <= digit_clf.n_models_used_ <= 4
+    text = digit_clf.explain()
+    assert "'seven' -> seven.n.01" in text and served["seven"][0] in text
+
+
+def test_predict_proba_rows_and_order(digit_clf, digit_splits):
+    images, _ = digit_splits.test
+    proba = digit_clf.predict_proba(images[:50])
+    assert proba.shape == (50, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-9)
+    np.testing.assert_array_equal(digit_clf.predict(images[:50]),
+                                  digit_clf.classes_[proba.argmax(axis=1)])
+
+
+def test_each_expert_runs_once_per_batch(labeler, digit_splits, cache):
+    counted = ModelHub([CountingExpert(e) for e in labeler.hub_])
+    twin = clone(labeler)
+    twin.hub_ = counted
+    clf = MLLZeroShotClassifier(DIGIT_NAMES, twin, k=3, cache_dir=cache).fit()
+    images = digit_splits.test[0][:40]
+    clf.predict_proba(images)
+    used = {name for entries in clf.experts_.values() for name, _, _ in entries}
+    calls = {e.name: e.n_calls for e in counted}
+    assert all(calls[name] == 1 for name in used)
+    assert all(calls[name] == 0 for name in calls if name not in used)
+
+
+def test_image_input_forms_agree(digit_clf, digit_splits, tmp_path):
+    from PIL import Image
+
+    images = digit_splits.test[0][:6]
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    as_array = digit_clf.predict_proba(images)
+    np.testing.assert_allclose(digit_clf.predict_proba(images[..., None]), as_array)
+    np.testing.assert_allclose(digit_clf.predict_proba(images.astype(np.float32) / 255),
+                               as_array, atol=1e-6)
+    np.testing.assert_allclose(digit_clf.predict_proba([Image.fromarray(i) for i in images]),
+                               as_array, atol=1e-6)
+    np.testing.assert_allclose(digit_clf.predict_proba([str(p) for p in paths]), as_array,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (np.zeros((3, 8)), ValueError, r"shape \(n, H, W\)"),
+    (np.zeros((3, 8, 8, 2), np.uint8), ValueError, "channels"),
+    (np.full((2, 8, 8), np.nan, np.float32), ValueError, "NaN"),
+    (np.full((2, 8, 8), 7.0, np.float32), ValueError, r"\[0, 1\]"),
+    (np.zeros((0, 8, 8), np.uint8), ValueError, "empty"),
+    (np.zeros((2, 8, 8), np.complex64), TypeError, "dtype"),
+    ([], ValueError, "empty"),
+])
+def test_bad_images_are_named(digit_clf, bad, error, message):
+    with pytest.raises(error, match=message):
+        digit_clf.predict(bad)
+
+
+@pytest.mark.parametrize("classes, error, message", [
+    ([], ValueError, "empty"),
+    (["one", "One "], ValueError, "duplicate"),
+    (["one", 2], TypeError, "must be str"),
+    (["one", "  "], ValueError, "empty"),
+    ("one", TypeError, "list of class names"),
+])
+def test_bad_class_names(labeler, classes, error, message):
+    with pytest.raises(error, match=message):
+        MLLZeroShotClassifier(classes, labeler).fit()
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"k": 0}, "k must be"), ({"k": 1.5}, "k must be"), ({"beta": "low"}, "beta"),
+    ({"combination": "sum"}, "combination"), ({"label_statistic": "max"}, "label_statistic"),
+])
+def test_bad_parameters(labeler, params, message):
+    with pytest.raises(ValueError, match=message):
+        MLLZeroShotClassifier(["one", "two"], labeler, **params).fit()
+
+
+def test_unfitted_labeler_is_refused(digit_sdag):
+    with pytest.raises(Exception, match="labeler is not fitted"):
+        MLLZeroShotClassifier(["one"], ModelLabeler(digit_sdag)).fit()
+
+
+def test_uncovered_classes_are_named_or_dropped(labeler, cache):
+    classes = ["three", "seven", "volcano"]
+    with pytest.raises(ValueError, match="'volcano' \\(no matching SDAG node\\)"):
+        MLLZeroShotClassifier(classes, labeler, cache_dir=cache).fit()
+    clf = MLLZeroShotClassifier(classes, labeler, on_uncovered="drop", cache_dir=cache).fit()
+    assert clf.classes_.tolist() == ["three", "seven"]
+    assert clf.coverage_ == pytest.approx(2 / 3)
+    # beta below every loss leaves nothing served.
+    with pytest.raises(ValueError, match="no expert passes the selection"):
+        MLLZeroShotClassifier(["three", "seven"], labeler, beta=-1.0, cache_dir=cache).fit()
+
+
+def test_explicit_nodes_bypass_matching(labeler, digit_splits, cache):
+    clf = MLLZeroShotClassifier(["a digit that looks like a swan", "a digit like a snowman"],
+                                labeler, nodes=["two.n.01", "eight.n.01"], cache_dir=cache).fit()
+    images, labels = digit_splits.test
+    keep = np.isin(labels, [2, 8])
+    predicted = clf.predict(images[keep])
+    truth = np.where(labels[keep] == 2, "a digit that looks like a swan", "a digit like a snowman")
+    assert (predicted == truth).mean() > 0.9
+    with pytest.raises(ValueError, match="not in the SDAG"):
+        MLLZeroShotClassifier(["x"], labeler, nodes=["nope.n.01"]).fit()
+
+
+def test_heu_and_probability_variants_run(labeler, digit_splits, cache):
+    images, labels = digit_splits.test
+    y = np.array(DIGIT_NAMES, dtype=object)[labels]
+    for params in ({"combination": "heu"}, {"label_statistic": "probability"}):
+        clf = MLLZeroShotClassifier(DIGIT_NAMES, labeler, cache_dir=cache, **params).fit()
+        assert clf.score(images, y) > 0.6
+        if params.get("combination") == "heu":
+            for entries in clf.experts_.values():
+                assert all((w > 0).sum() == 1 for _, _, w in entries)
+
+
+def test_sklearn_protocols(digit_clf, labeler, digit_splits, cache):
+    images, labels = digit_splits.test
+    y = np.array(DIGIT_NAMES, dtype=object)[labels]
+    twin = clone(digit_clf)
+    assert twin.get_params()["k"] == 2 and not hasattr(twin, "classes_")
+    assert hasattr(twin.labeler, "labels_")                      # clone keeps the labels
+    twin.set_params(k=1).fit()
+    assert all(len(v) <= 1 for v in twin.experts_.values())
+
+    restored = pickle.loads(pickle.dumps(digit_clf))
+    np.testing.assert_allclose(restored.predict_proba(images[:20]),
+                               digit_clf.predict_proba(images[:20]))
+
+    pipe = Pipeline([("identity", FunctionTransformer()), ("mll", clone(digit_clf))])
+    assert pipe.fit(images[:10], y[:10]).score(images, y) > 0.85
+
+    scores = cross_val_score(clone(digit_clf), images, y, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.8
+
+    search = GridSearchCV(clone(digit_clf), {"k": [1, 2, 3]}, cv=2).fit(images, y)
+    assert search.best_params_["k"] in (1, 2, 3)
+    assert search.best_score_ > 0.85
+
+
+def test_fit_leaves_the_labeler_unchanged(labeler, cache):
+    before = {name: label.scores.copy() for name, label in labeler.labels_.items()}
+    params = labeler.get_params()
+    MLLZeroShotClassifier(DIGIT_NAMES, labeler, cache_dir=cache).fit()
+    assert labeler.get_params() == params
+    for name, scores in before.items():
+        np.testing.assert_array_equal(labeler.labels_[name].scores, scores)
+
+
+def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits):
+    images, labels = digit_splits.test
+    y = np.array(DIGIT_NAMES, dtype=object)[labels]
+    search = GridSearchCV(clone(digit_clf), {"labeler__delta": [0.0, 1.0]}, cv=2).fit(images, y)
+    assert search.best_estimator_.labeler.delta_ == search.best_params_["labeler__delta"]
+    assert digit_clf.labeler.delta_ == 0.5                     # the original is untouched
