@@ -285,7 +285,7 @@ def test_create_expert_loads_torch_weights(tmp_path, images, suffix):
     np.testing.assert_allclose(expert.logits(images), reference.logits(images), rtol=1e-6)
 
 
-def test_memoized_expert_computes_each_batch_once(tmp_path):
+def test_memoized_expert_computes_each_image_once(tmp_path):
     from skmll.hub import MemoizedExpert, expert_fingerprint
 
     from ..conftest import CountingExpert
@@ -297,8 +297,11 @@ def test_memoized_expert_computes_each_batch_once(tmp_path):
     first = memo.logits(batch)
     np.testing.assert_array_equal(memo.logits(batch.copy()), first)
     assert inner.n_calls == 1
-    memo.logits(batch[:2])                                    # another batch: computed
-    assert inner.n_calls == 2
+    np.testing.assert_array_equal(memo.logits(batch[:2]), first[:2])  # rows seen: no call
+    assert inner.n_calls == 1
+    mixed = np.concatenate([batch[:1], batch[:1] * 0.5])
+    memo.logits(mixed)                                        # only the unseen image runs
+    assert inner.n_calls == 2 and inner.n_images == 6
     fresh = MemoizedExpert(inner, cache_dir=tmp_path)         # a new process: from disk
     np.testing.assert_array_equal(fresh.logits(batch), first)
     assert inner.n_calls == 2
