@@ -14,14 +14,14 @@ The solver (DESIGN decision 3) treats all heads of all models at once, as tensor
 
 * metric: the Hessian of the loss with respect to one row of ``X`` is diagonal (each entry of
   the row feeds a different class), so its exact diagonal is the natural per-head step scale;
-* step length: Barzilai-Borwein in that metric, per model;
+* step length: Barzilai-Borwein in that metric, per model and head group;
 * direction: the scaled gradient step projected row by row onto ``{x >= 0, sum(x) <= 1}``;
 * exact line search along that direction, done on ``A`` (linear in ``X``), so it costs
   O(C^2) per model and keeps every loss finite;
 * stopping: the Frank-Wolfe duality gap, an upper bound on the distance to the optimum,
-  below ``tol * max(1, objective)``, or no decrease of the objective in a few iterations in a
-  row (near the optimum the gap shrinks like the distance to it, the objective like its
-  square, so the gap can stay above a tiny ``tol`` once the objective is exact in float64).
+  below ``tol * max(1, objective)``, or no decrease at all in a few iterations in a row
+  (near the optimum the gap shrinks like the distance to it, the objective like its square,
+  so the gap can stay above a tiny ``tol`` once no float64 step improves the objective).
 
 Models are sorted by head count and grouped into padded blocks (padding heads have zero
 probability, so they never move) that are small enough to stay in cache; converged models
@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 __all__ = ["chco", "chco_loss", "chco_many", "head_class_probabilities", "heu"]
 
@@ -41,10 +42,19 @@ _BLOCK_ENTRIES = 2**20
 # A scaled step longer than this is no more useful than this one (rows live in [0, 1]); the cap
 # keeps ``x - g / h`` free of cancellation for heads whose probabilities are tiny.
 _MAX_STEP = 1e3
-# Bounds on the Barzilai-Borwein scale, relative to the plain diagonal-Newton step.
-_MIN_SCALE, _MAX_SCALE = 1e-3, 1e3
+# Bounds on the step scale, relative to the plain diagonal-Newton step.
+_MIN_SCALE, _MAX_SCALE = 1e-6, 1e6
+# Head groups per sweep: at most _MAX_GROUPS, each with at least this many heads per class
+# (a group's line search costs O(models x C^2), so groups must not get too small).
+_MAX_GROUPS = 8
+_HEADS_PER_CLASS_PER_GROUP = 4
+# A block stops once at most this fraction of its models still runs; they go on in the next
+# round together with the stragglers of the other blocks.
+_STRAGGLERS = 0.25
 _LINE_SEARCH_ITER = 30
-# Iterations in a row without a decrease of the objective after which a model has converged.
+# The line search stops once the derivative is this small relative to its value at 0.
+_LINE_SEARCH_TOL = 1e-10
+# Sweeps in a row without a decrease of the objective after which a model has converged.
 _PATIENCE = 3
 
 
@@ -224,160 +234,247 @@ def _check_init(init, P):
     return X
 
 
-def _project_rows(Y, weights):
+def _project_rows(Y, inverse_weights):
     """Row-wise weighted projection onto ``{x >= 0, sum(x) <= 1}``; rows lie along axis 1.
 
     Minimises ``sum_c w_c (x_c - y_c)^2``: ``x_c = max(y_c - t / w_c, 0)`` with ``t = 0`` when
     that is feasible, else the ``t > 0`` that makes the row sum 1. ``t`` is found with
-    Michelot's active-set iteration: each pass drops the entries that the current ``t`` sends
-    below zero; ``t`` only grows and never overshoots, so at most C passes are exact.
+    Michelot's active-set iteration, started from the lower bound ``max_c (y_c - 1) w_c``
+    (no ``x_c`` exceeds 1): each pass drops the entries that the current ``t`` sends below
+    zero; ``t`` only grows and never overshoots, so it is exact after at most C passes. After
+    the first pass only the rows still changing are iterated, gathered as (classes, rows).
     """
-    active = Y > 0
-    inverse_weights = 1.0 / weights
-    while True:
-        excess = np.where(active, Y, 0.0).sum(axis=1, keepdims=True) - 1.0
-        spread = np.where(active, inverse_weights, 0.0).sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            threshold = np.maximum(np.where(spread > 0, excess / spread, 0.0), 0.0)
-        X = Y - threshold * inverse_weights
-        still_active = active & (X > 0)
-        if np.array_equal(still_active, active):
-            return np.where(active, X, 0.0)
-        active = still_active
+    threshold = np.maximum(((Y - 1.0) / inverse_weights).max(axis=1, keepdims=True), 0.0)
+    X, unsettled = _michelot_pass(Y, inverse_weights, Y > threshold * inverse_weights, axis=1)
+    if unsettled.any():
+        models, heads = np.nonzero(unsettled.squeeze(1))
+        Y, inverse_weights = (np.moveaxis(a, 1, 0)[:, models, heads] for a in (Y, inverse_weights))
+        active = Y > threshold[models, 0, heads] * inverse_weights
+        while True:
+            rows, unsettled = _michelot_pass(Y, inverse_weights, active, axis=0)
+            if not unsettled.any():
+                break
+            active &= rows > 0
+        np.moveaxis(X, 1, 0)[:, models, heads] = rows
+    return X
 
 
-def _line_search(A, Ad, objective, slope):
+def _michelot_pass(Y, inverse_weights, active, axis):
+    """One Michelot update of the threshold from ``active``; returns (x, rows not settled)."""
+    excess = np.where(active, Y, 0.0).sum(axis=axis, keepdims=True) - 1.0
+    spread = np.where(active, inverse_weights, 0.0).sum(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        threshold = np.maximum(np.where(spread > 0, excess / spread, 0.0), 0.0)
+    X = np.where(active, Y - threshold * inverse_weights, 0.0)
+    unsettled = (active & (X <= 0)).any(axis=axis, keepdims=True)
+    return X, unsettled
+
+
+def _line_search(A, Ad):
     """Minimise ``sum L(A + lam * Ad)`` over lam in [0, 1] for every model.
 
-    Safeguarded Newton on the derivative, inside the interval where every logarithm is
-    defined. Returns the step with the smallest objective seen (0 if none improves).
+    Every term of Eq. 10 is ``-w log(z + lam dz)`` (``z = A[c, c]`` or ``1 - A[c', c]``), so
+    the change of the objective is ``-sum w log1p(lam * r)`` with ``r = dz / z``: computed this
+    way it stays exact when it is far below the objective's rounding error, which is what
+    lets ill-conditioned models keep improving. Safeguarded Newton on the derivative inside
+    the interval where every ``1 + lam * r`` is positive, bisecting when Newton is slow.
+
+    Returns
+    -------
+    step : ndarray of shape (n_models,)
+        The step with the largest decrease seen (0 if none decreases the objective).
+    change : ndarray of shape (n_models,)
+        The objective's change at that step (<= 0).
     """
-    n_classes = A.shape[-1]
+    n_models, n_classes = A.shape[:2]
     diagonal = np.arange(n_classes)
-    # Largest step keeping A[c, c] > 0 and (off the diagonal) A[c', c] < 1.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(Ad > 0, (1.0 - A) / Ad, np.inf)
-        room[..., diagonal, diagonal] = np.where(Ad[..., diagonal, diagonal] < 0,
-                                                 -A[..., diagonal, diagonal]
-                                                 / Ad[..., diagonal, diagonal], np.inf)
-    if n_classes == 1:
-        room = room[..., diagonal, diagonal]
-    limit = room.reshape(len(A), -1).min(axis=1)
-    low, high = np.zeros(len(A)), np.minimum(limit, 1.0)
-    step = np.where(limit > 1.0, 1.0, 0.5 * limit)
-    best_step, best_objective = np.zeros(len(A)), objective.copy()
-    searching = slope < 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # the diagonal is replaced below
+        rates = -Ad / (1.0 - A)
+    rates[:, diagonal, diagonal] = Ad[:, diagonal, diagonal] / A[:, diagonal, diagonal]
+    rates = rates.reshape(n_models, -1)
+    weights = np.full((n_classes, n_classes), 1.0 / max(n_classes - 1, 1))
+    weights[diagonal, diagonal] = 1.0
+    weights = weights.ravel()
+    step, change = np.zeros(n_models), np.zeros(n_models)
+    at = np.flatnonzero(rates @ weights > 0)  # the slope -sum(w r) is negative
+    rates, steepness = rates[at], rates[at] @ weights
+    with np.errstate(divide="ignore"):
+        limit = np.where(rates < 0, -1.0 / rates, np.inf).min(axis=1)
+    low, high = np.zeros(len(at)), np.minimum(limit, 1.0)
+    trial = np.where(limit > 1.0, 1.0, 0.5 * limit)
+    best_step, best_change = np.zeros(len(at)), np.zeros(len(at))
     for _ in range(_LINE_SEARCH_ITER):
-        trial = A[searching] + step[searching, None, None] * Ad[searching]
-        trial_objective = _losses(trial).sum(axis=1)
-        first, second = _loss_derivatives(trial)
-        direction = Ad[searching]
-        derivative = np.einsum("bij,bij->b", first, direction)
-        curvature = np.einsum("bij,bij->b", second, direction * direction)
-        at = np.flatnonzero(searching)
-        improved = trial_objective < best_objective[at]
-        best_step[at[improved]] = step[at[improved]]
-        best_objective[at[improved]] = trial_objective[improved]
-        descending = derivative <= 0
-        low[at[descending]] = step[at[descending]]
-        high[at[~descending]] = step[at[~descending]]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = step[at] - derivative / curvature
-        inside = (newton > low[at]) & (newton < high[at])
-        step[at] = np.where(inside, newton, 0.5 * (low[at] + high[at]))
-        done = (np.abs(derivative) <= 1e-12 * np.abs(slope[at])) | (
-            high[at] - low[at] <= 1e-15 * high[at])
-        searching[at[done]] = False
-        if not searching.any():
+        if not len(at):
             break
-    return best_step
+        scaled = trial[:, None] * rates
+        trial_change = -(np.log1p(scaled) @ weights)
+        scaled = rates / (1.0 + scaled)
+        derivative = -(scaled @ weights)
+        curvature = (scaled * scaled) @ weights
+        better = trial_change < best_change
+        best_step = np.where(better, trial, best_step)
+        best_change = np.where(better, trial_change, best_change)
+        descending = derivative <= 0
+        low, high = np.where(descending, trial, low), np.where(descending, high, trial)
+        middle = 0.5 * (low + high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = trial - derivative / curvature
+        newton = np.where((newton > low) & (newton < high), newton, middle)
+        # Right of the minimum, next to a log singularity, Newton crawls: at least bisect.
+        trial = np.where(descending, newton, np.minimum(newton, middle))
+        done = (np.abs(derivative) <= _LINE_SEARCH_TOL * steepness) | (high - low <= 1e-15 * high)
+        step[at[done]], change[at[done]] = best_step[done], best_change[done]
+        keep = ~done
+        at, rates, steepness, low, high, trial, best_step, best_change = (
+            a[keep] for a in (at, rates, steepness, low, high, trial, best_step, best_change))
+    step[at], change[at] = best_step, best_change
+    return step, change
 
 
 class _Block:
-    """Models of similar head counts, padded to (models, classes, heads) float64 arrays."""
+    """Models of similar head counts, padded to (models, classes, heads) float64 arrays.
 
-    def __init__(self, probability_list, starts):
+    ``starts`` holds each model's starting X (None: the default start) and ``scales`` its
+    step scale, both carried over from an earlier round for models that needed more sweeps.
+    """
+
+    def __init__(self, probability_list, starts, scales):
         n_models, n_classes = len(probability_list), probability_list[0].shape[1]
-        n_heads = max(P.shape[0] for P in probability_list)
+        self.sizes = np.array([len(P) for P in probability_list])
+        n_heads = self.sizes.max()
         self.Pt = np.zeros((n_models, n_classes, n_heads))
         self.Xt = np.zeros_like(self.Pt)
         for i, (P, X) in enumerate(zip(probability_list, starts)):
             self.Pt[i, :, :len(P)] = P.T
             if X is not None:
                 self.Xt[i, :, :len(P)] = X.T
-        self.given = np.array([X is not None for X in starts])
-        self.real_heads = np.arange(n_heads) < np.array([len(P) for P in probability_list])[:, None]
-        self.squared = self.Pt * self.Pt
+        given = np.array([X is not None for X in starts])
+        if not given.all():
+            self.Xt[~given] = _default_starts(self.Pt[~given], self.sizes[~given])
+        self.scales = np.asarray(scales, dtype=float)
 
-    def choose_starts(self):
-        """For models without ``init``: the better of uniform rows and the HEU heads."""
-        pick = ~self.given
-        if not pick.any():
-            return
-        Pt = self.Pt[pick]
-        n_models, n_classes, _ = Pt.shape
-        uniform = np.repeat(self.real_heads[pick, None, :] / n_classes, n_classes, axis=1)
-        best = _single_head_losses(np.swapaxes(Pt, 1, 2)).argmin(axis=1)
-        heu_start = np.zeros_like(Pt)
-        heu_start[np.arange(n_models)[:, None], np.arange(n_classes), best] = 1.0
-        # A head chosen for k classes gives each 1/k, so its row still sums to 1.
-        heu_start /= np.maximum(heu_start.sum(axis=1, keepdims=True), 1.0)
-        uniform_loss = _losses(Pt @ np.swapaxes(uniform, 1, 2)).sum(axis=1)
-        heu_loss = _losses(Pt @ np.swapaxes(heu_start, 1, 2)).sum(axis=1)
-        better = heu_loss < uniform_loss
-        self.Xt[pick] = np.where(better[:, None, None], heu_start, uniform)
+    def solve(self, tol, budget):
+        """Minimise until converged, out of ``budget`` sweeps, or left among a few stragglers.
 
-    def solve(self, tol, max_iter):
-        """Run the scaled projected gradient; returns (X^T per model, converged per model)."""
-        Pt, squared, Xt = self.Pt, self.squared, self.Xt
-        n_models = len(Pt)
+        Block Gauss-Seidel over head groups: each group takes a scaled projected gradient
+        step with an exact line search, and the next group sees the updated ``A``. When many
+        heads move at once their effects on ``A`` add up, so a step for all heads together
+        must be cut short (models unrelated to the task, whose heads all look alike, suffer
+        most); groups of interleaved heads keep much of the benefit of the paper's per-head
+        loop at the cost of a vectorised pass. Once most models have converged the block
+        stops: its stragglers join those of other blocks in the next round, so that a few
+        slow models do not run many sweeps of small, overhead-bound array operations.
+
+        Returns
+        -------
+        X : list of ndarray (n_heads_m, n_classes)
+        status : ndarray of str ("converged", "exhausted" or "unfinished")
+        sweeps : ndarray of int, sweeps used per model
+        scales : ndarray, step scale per model
+        """
+        n_models, n_classes, n_heads = self.Pt.shape
+        n_groups = _n_groups(n_heads, n_classes)
+        groups = [np.s_[:, :, k::n_groups] for k in range(n_groups)]
+        P = [np.ascontiguousarray(self.Pt[group]) for group in groups]
+        squared = [p * p for p in P]
+        X = [np.ascontiguousarray(self.Xt[group]) for group in groups]
+        status = np.full(n_models, "unfinished")
+        sweeps, stalls = np.zeros(n_models, dtype=int), np.zeros(n_models, dtype=int)
+        scale = np.tile(self.scales, (n_groups, 1))
         index = np.arange(n_models)
-        converged = np.zeros(n_models, dtype=bool)
-        stalls = np.zeros(n_models, dtype=int)
-        A = Pt @ np.swapaxes(Xt, 1, 2)
-        objective = _losses(A).sum(axis=1)
+        A = sum(p @ np.swapaxes(x, 1, 2) for p, x in zip(P, X))
         first, second = _loss_derivatives(A)
-        G = np.swapaxes(first, 1, 2) @ Pt
-        scale = np.ones(n_models)
-        for iteration in range(max_iter + 1):
-            gap = (first * A).sum(axis=(1, 2)) - np.minimum(G.min(axis=1), 0.0).sum(axis=1)
-            finished = (gap <= tol * np.maximum(np.abs(objective), 1.0)) | (stalls >= _PATIENCE)
-            converged[index] = finished
-            if iteration == max_iter:
-                break
-            if finished.any():
-                # Converged models leave; their rows are final.
-                self.Xt[index[finished]] = Xt[finished]
-                keep = ~finished
+        # Per group, its last step s: the change of A it made, dL/dA before it and <s, J s>.
+        moved = np.zeros((n_groups,) + A.shape)
+        before = np.zeros_like(moved)
+        metric_norm = np.zeros((n_groups, n_models))
+        while True:
+            G = [np.swapaxes(first, 1, 2) @ p for p in P]
+            gap = (first * A).sum(axis=(1, 2)) - sum(
+                np.minimum(g.min(axis=1), 0.0).sum(axis=1) for g in G)
+            objective = _losses(A).sum(axis=1)
+            done = (gap <= tol * np.maximum(np.abs(objective), 1.0)) | (stalls >= _PATIENCE)
+            status[index[done]] = "converged"
+            exhausted = ~done & (sweeps[index] >= budget[index])
+            status[index[exhausted]] = "exhausted"
+            leaving = done | exhausted
+            if leaving.all() or (leaving.any() and
+                                 (~leaving).sum() <= _STRAGGLERS * n_models < len(index)):
+                leaving[:] = True
+            if leaving.any():
+                for group, x in zip(groups, X):
+                    self.Xt[(index[leaving],) + group[1:]] = x[leaving]
+                self.scales[index[leaving]] = np.exp(np.log(scale[:, leaving]).mean(axis=0))
+                keep = ~leaving
                 if not keep.any():
                     break
-                index, Pt, squared, Xt = index[keep], Pt[keep], squared[keep], Xt[keep]
-                A, objective, first, second = A[keep], objective[keep], first[keep], second[keep]
-                G, scale, stalls = G[keep], scale[keep], stalls[keep]
-            metric = np.swapaxes(second / scale[:, None, None], 1, 2) @ squared
-            np.maximum(metric, np.abs(G) / _MAX_STEP, out=metric)
-            np.maximum(metric, np.finfo(float).tiny, out=metric)
-            D = _project_rows(Xt - G / metric, metric)
-            D -= Xt
-            Ad = Pt @ np.swapaxes(D, 1, 2)
-            slope = (first * Ad).sum(axis=(1, 2))
-            step = _line_search(A, Ad, objective, slope)
-            Xt = Xt + step[:, None, None] * D
-            A = A + step[:, None, None] * Ad
-            previous_objective, objective = objective, _losses(A).sum(axis=1)
-            stalls = np.where(objective < previous_objective, 0, stalls + 1)
-            previous_first = first
-            first, second = _loss_derivatives(A)
-            G = np.swapaxes(first, 1, 2) @ Pt
-            # Barzilai-Borwein in the diagonal metric: <s, J s> / <s, y>, with s = step * D,
-            # y = change of gradient; <s, y> is computed on A since G = P dL/dA.
-            curvature = step * ((first - previous_first) * Ad).sum(axis=(1, 2))
-            metric_norm = step * step * scale * np.einsum("bij,bij->b", metric * D, D)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                proposal = np.where(curvature > 0, metric_norm / curvature, 2.0 * scale)
-            scale = np.clip(proposal, _MIN_SCALE, _MAX_SCALE)
-        self.Xt[index] = Xt
-        return self.Xt, converged
+                index, A, first, second = index[keep], A[keep], first[keep], second[keep]
+                P, squared, X, G = ([a[keep] for a in arrays] for arrays in (P, squared, X, G))
+                scale, stalls, metric_norm = scale[:, keep], stalls[keep], metric_norm[:, keep]
+                moved, before = moved[:, keep], before[:, keep]
+            progress = np.zeros(len(index), dtype=bool)
+            for k in range(n_groups):
+                # Barzilai-Borwein in the diagonal metric, from the group's last step s:
+                # <s, J s> / <s, y>, y the change of its gradient since; as G = P dL/dA,
+                # <s, y> is computed on A.
+                curvature = (moved[k] * (first - before[k])).sum(axis=(1, 2))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scale[k] = np.clip(np.where(curvature > 0, metric_norm[k] / curvature,
+                                                scale[k]), _MIN_SCALE, _MAX_SCALE)
+                gradient = G[0] if k == 0 else np.swapaxes(first, 1, 2) @ P[k]
+                step, Ad, metric_norm[k] = _group_step(A, second, P[k], squared[k], X[k],
+                                                       gradient, scale[k])
+                moved[k], before[k] = step[:, None, None] * Ad, first
+                A += moved[k]
+                first, second = _loss_derivatives(A)
+                progress |= step > 0
+            stalls = np.where(progress, 0, stalls + 1)
+            sweeps[index] += 1
+        X = [x[:, :size].T for x, size in zip(self.Xt, self.sizes)]
+        return X, status, sweeps, self.scales
+
+
+def _default_starts(Pt, sizes):
+    """Per model the better of uniform rows and the HEU heads (a head chosen for k classes
+    gives each 1/k, so that its row still sums to 1); Pt is (models, classes, heads)."""
+    n_models, n_classes, n_heads = Pt.shape
+    real_heads = np.arange(n_heads) < sizes[:, None]
+    uniform = np.repeat(real_heads[:, None, :] / n_classes, n_classes, axis=1)
+    best = _single_head_losses(np.swapaxes(Pt, 1, 2)).argmin(axis=1)
+    heu_start = np.zeros_like(Pt)
+    heu_start[np.arange(n_models)[:, None], np.arange(n_classes), best] = 1.0
+    heu_start /= np.maximum(heu_start.sum(axis=1, keepdims=True), 1.0)
+    uniform_loss = _losses(Pt @ np.swapaxes(uniform, 1, 2)).sum(axis=1)
+    heu_loss = _losses(Pt @ np.swapaxes(heu_start, 1, 2)).sum(axis=1)
+    return np.where((heu_loss < uniform_loss)[:, None, None], heu_start, uniform)
+
+
+def _group_step(A, second, P, squared, X, gradient, scale):
+    """Move one head group (``X`` in place) along its scaled projected gradient direction.
+
+    Returns
+    -------
+    step : ndarray (n_models,), from the exact line search.
+    Ad : ndarray (n_models, C, C), the change of A per unit step.
+    metric_norm : ndarray (n_models,), ``<s, J s>`` for the step ``s`` taken, with ``J`` the
+        unscaled diagonal of the Hessian.
+    """
+    metric = np.swapaxes(second / scale[:, None, None], 1, 2) @ squared
+    np.maximum(metric, np.abs(gradient) / _MAX_STEP, out=metric)
+    np.maximum(metric, np.finfo(float).tiny, out=metric)
+    inverse_metric = np.reciprocal(metric, out=metric)
+    D = _project_rows(X - gradient * inverse_metric, inverse_metric)
+    D -= X
+    Ad = P @ np.swapaxes(D, 1, 2)
+    step, _ = _line_search(A, Ad)
+    X += step[:, None, None] * D
+    metric_norm = step * step * scale * np.einsum("bij,bij->b", D / inverse_metric, D)
+    return step, Ad, metric_norm
+
+
+def _n_groups(n_heads, n_classes):
+    """Head groups for the block Gauss-Seidel sweep (see _Block.solve)."""
+    return int(np.clip(n_heads // (_HEADS_PER_CLASS_PER_GROUP * n_classes), 1, _MAX_GROUPS))
 
 
 def _blocks(sizes, n_classes):
@@ -442,17 +539,32 @@ def chco_many(score_list, *, probabilities=False, tol=1e-9, max_iter=1000, init=
     if len(init) != len(P_list):
         raise ValueError(f"init has {len(init)} entries for {len(P_list)} models")
     starts = [None if X is None else _check_init(X, P) for X, P in zip(init, P_list)]
-    sizes = [len(P) for P in P_list]
+    sizes = np.array([len(P) for P in P_list])
+    scales = np.ones(len(P_list))
+    budget = np.full(len(P_list), max_iter)
     results = [None] * len(P_list)
     not_converged = []
-    for members in _blocks(sizes, n_classes):
-        block = _Block([P_list[i] for i in members], [starts[i] for i in members])
-        block.choose_starts()
-        Xt, converged = block.solve(tol, max_iter)
-        for i, X, done in zip(members, Xt, converged):
-            results[i] = _finish(P_list[i], X[:, :sizes[i]].T)
-            if not done:
-                not_converged.append(int(i))
+    pending = np.arange(len(P_list))
+    # The products here are small; multithreaded BLAS only adds contention (with torch
+    # loaded, 2-thread OpenBLAS made them 30 times slower on a 2-core machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        while len(pending):
+            stragglers = []
+            for members in _blocks(sizes[pending], n_classes):
+                members = pending[members]
+                block = _Block([P_list[i] for i in members], [starts[i] for i in members],
+                               scales[members])
+                X_list, status, sweeps, scales[members] = block.solve(tol, budget[members])
+                budget[members] -= sweeps
+                for i, X, state in zip(members, X_list, status):
+                    if state == "unfinished":
+                        starts[i] = X
+                        stragglers.append(i)
+                    else:
+                        results[i] = _finish(P_list[i], X)
+                        if state == "exhausted":
+                            not_converged.append(int(i))
+            pending = np.array(stragglers, dtype=int)
     if not_converged:
         warnings.warn(f"CHCO did not reach tol={tol} within max_iter={max_iter} for models "
                       f"{sorted(not_converged)[:10]}{' ...' if len(not_converged) > 10 else ''}",
