@@ -75,7 +75,7 @@ def per_head_loop(P, tol=1e-10, max_sweeps=10000):
         for h in range(n_heads):
             gradient = P[h] @ W
             step = 1.0 / (squared[h] @ D).max()
-            while True:  # halve the step until the row's columns improve
+            for _ in range(60):  # halve the step until the row's columns improve
                 dx = _project_row(X[h] - step * gradient) - X[h]
                 columns = np.flatnonzero(dx)
                 if not len(columns):
@@ -124,20 +124,25 @@ def _relative(value, reference):
 
 
 def one_large_model(rng, n_models=3):
-    print("\n1) one model, 1000 heads x 100 classes (realistic label)")
-    print(f"{'seed':>4} {'loop obj':>16} {'chco obj':>16} {'rel diff':>9} {'sweeps':>6} "
-          f"{'loop s':>7} {'chco s':>7} {'speed-up':>8}")
+    print("\n1) one model, 1000 heads x 100 classes (realistic label); chco at the default "
+          "tol=1e-9 and at tol=1e-6 (objective certified within 1e-6 of the optimum)")
+    print(f"{'seed':>4} {'loop obj':>16} {'sweeps':>6} {'loop s':>7} | {'chco obj':>16} "
+          f"{'rel diff':>9} {'chco s':>7} {'speed-up':>8} | {'rel diff':>9} {'1e-6 s':>7} "
+          f"{'speed-up':>8}")
     worst = 0.0
     for seed in range(n_models):
         scores = realistic_scores(rng, 1000, 100)
         (_, loop_objective, sweeps), loop_seconds = _timed(
             per_head_loop, head_class_probabilities(scores))
-        (_, losses), chco_seconds = _timed(chco, scores)
-        difference = _relative(losses.sum(), loop_objective)
-        worst = max(worst, abs(difference))
-        print(f"{seed:>4} {loop_objective:>16.10f} {losses.sum():>16.10f} {difference:>9.1e} "
-              f"{sweeps:>6} {loop_seconds:>7.2f} {chco_seconds:>7.2f} "
-              f"{loop_seconds / chco_seconds:>7.1f}x")
+        row = f"{seed:>4} {loop_objective:>16.10f} {sweeps:>6} {loop_seconds:>7.2f}"
+        for tol in (1e-9, 1e-6):
+            (_, losses), seconds = _timed(chco, scores, tol=tol)
+            difference = _relative(losses.sum(), loop_objective)
+            worst = max(worst, abs(difference))
+            objective = f"{losses.sum():>16.10f} " if tol == 1e-9 else ""
+            row += (f" | {objective}{difference:>9.1e} {seconds:>7.2f} "
+                    f"{loop_seconds / seconds:>7.1f}x")
+        print(row)
     return worst
 
 
@@ -159,19 +164,34 @@ def batch_of_models(rng, n_models=50):
     return worst
 
 
+def duality_gap(scores, X):
+    """Frank-Wolfe gap of a solution, relative to max(1, objective): it bounds how far the
+    objective is above the optimum (checked here independently of the solver)."""
+    P = head_class_probabilities(scores)
+    A = P.T @ X
+    every = np.arange(A.shape[1])
+    W, _ = _weights(A, every, A.shape[1])
+    G = P @ W
+    gap = (G * X).sum() - np.minimum(G.min(axis=1), 0.0).sum()
+    return gap / max(1.0, chco_loss(P, X).sum())
+
+
 def hub(rng, n_models):
-    print(f"\n3) chco_many on {n_models} synthetic models, 10-1000 heads x 10 classes")
-    print(f"{'labels':>10} {'tol':>6} {'heads':>9} {'seconds':>8} {'per model ms':>12} "
-          f"{'not converged':>13}")
+    print(f"\n3) chco_many on {n_models} synthetic models, 10-1000 heads x 10 classes; "
+          "'gap > tol': models whose certified relative gap is above tol")
+    print(f"{'labels':>10} {'tol':>6} {'max_iter':>8} {'heads':>9} {'seconds':>8} "
+          f"{'per model ms':>12} {'gap > tol':>9} {'max gap':>8}")
     for name, generator in [("realistic", realistic_scores), ("hub", hub_scores)]:
         models = [generator(rng, int(rng.integers(10, 1001)), 10) for _ in range(n_models)]
         heads = sum(len(m) for m in models)
         for tol, max_iter in [(1e-9, 1000), (1e-4, 300)]:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                _, seconds = _timed(chco_many, models, tol=tol, max_iter=max_iter)
-            print(f"{name:>10} {tol:>6.0e} {heads:>9} {seconds:>8.2f} "
-                  f"{1000 * seconds / n_models:>12.2f} {len(caught) > 0!s:>13}", flush=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # counted below from the solutions themselves
+                results, seconds = _timed(chco_many, models, tol=tol, max_iter=max_iter)
+            gaps = np.array([duality_gap(s, X) for s, (X, _) in zip(models, results)])
+            print(f"{name:>10} {tol:>6.0e} {max_iter:>8} {heads:>9} {seconds:>8.2f} "
+                  f"{1000 * seconds / n_models:>12.2f} {(gaps > tol).sum():>9} "
+                  f"{gaps.max():>8.1e}", flush=True)
 
 
 def main():

@@ -9,8 +9,10 @@ each class ``c`` a binary predictor ``x_c``; ``A = P^T X`` holds its expected ou
 
 CHCO minimises ``sum_c L_c`` with every row of ``X`` in ``{x >= 0, sum(x) <= 1}`` (Eq. 5-6, 10).
 
-The solver (DESIGN decision 3) treats all heads of all models at once, as tensors of shape
-(models, classes, heads). It is a scaled projected gradient method:
+The solver (DESIGN decision 3) works on many models at once, as tensors of shape
+(models, classes, heads). It is a scaled projected gradient method, run as a block
+Gauss-Seidel sweep over a few groups of interleaved heads (each group sees the ``A`` left by
+the previous one, as in the paper's per-head loop, while each step stays vectorised):
 
 * metric: the Hessian of the loss with respect to one row of ``X`` is diagonal (each entry of
   the row feeds a different class), so its exact diagonal is the natural per-head step scale;
@@ -19,13 +21,14 @@ The solver (DESIGN decision 3) treats all heads of all models at once, as tensor
 * exact line search along that direction, done on ``A`` (linear in ``X``), so it costs
   O(C^2) per model and keeps every loss finite;
 * stopping: the Frank-Wolfe duality gap, an upper bound on the distance to the optimum,
-  below ``tol * max(1, objective)``, or no decrease at all in a few iterations in a row
-  (near the optimum the gap shrinks like the distance to it, the objective like its square,
-  so the gap can stay above a tiny ``tol`` once no float64 step improves the objective).
+  below ``tol * max(1, objective)``, or no decrease at all in a few sweeps in a row (near
+  the optimum the gap shrinks like the distance to it, the objective like its square, so the
+  gap can stay above a tiny ``tol`` once no float64 step improves the objective).
 
 Models are sorted by head count and grouped into padded blocks (padding heads have zero
 probability, so they never move) that are small enough to stay in cache; converged models
-leave their block early.
+leave their block early, and a block's last few slow models continue in a later round
+together with those of the other blocks.
 """
 
 import warnings
@@ -42,11 +45,14 @@ _BLOCK_ENTRIES = 2**20
 # A scaled step longer than this is no more useful than this one (rows live in [0, 1]); the cap
 # keeps ``x - g / h`` free of cancellation for heads whose probabilities are tiny.
 _MAX_STEP = 1e3
+# Floor of the metric where the gradient is 0 too (padding heads): any positive value works;
+# this one keeps sums of inverses finite.
+_MIN_METRIC = 1e-280
 # Bounds on the step scale, relative to the plain diagonal-Newton step.
 _MIN_SCALE, _MAX_SCALE = 1e-6, 1e6
 # Head groups per sweep: at most _MAX_GROUPS, each with at least this many heads per class
 # (a group's line search costs O(models x C^2), so groups must not get too small).
-_MAX_GROUPS = 8
+_MAX_GROUPS = 4
 _HEADS_PER_CLASS_PER_GROUP = 4
 # A block stops once at most this fraction of its models still runs; they go on in the next
 # round together with the stragglers of the other blocks.
@@ -62,7 +68,8 @@ def _as_matrix(values, name):
     """Check a (n_heads, n_classes) array: 2-D, non-empty, finite; returns float64."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_heads, n_classes), got shape {array.shape}")
+        raise ValueError(f"{name} must be a 2-D array (n_heads, n_classes), "
+                         f"got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"{name} needs at least one head and one class, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -129,7 +136,8 @@ def _loss_derivatives(A):
     """First and second derivatives of Eq. 10 with respect to each entry of ``A`` (Eq. 11)."""
     n_classes = A.shape[-1]
     if n_classes > 1:
-        rest = 1.0 / (1.0 - A)
+        with np.errstate(divide="ignore"):  # A[c, c] may be 1; the diagonal is replaced below
+            rest = 1.0 / (1.0 - A)
         first = rest / (n_classes - 1)
         second = first * rest
     else:
@@ -298,7 +306,7 @@ def _line_search(A, Ad):
     step, change = np.zeros(n_models), np.zeros(n_models)
     at = np.flatnonzero(rates @ weights > 0)  # the slope -sum(w r) is negative
     rates, steepness = rates[at], rates[at] @ weights
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # tiny rates: no limit
         limit = np.where(rates < 0, -1.0 / rates, np.inf).min(axis=1)
     low, high = np.zeros(len(at)), np.minimum(limit, 1.0)
     trial = np.where(limit > 1.0, 1.0, 0.5 * limit)
@@ -430,13 +438,16 @@ class _Block:
                 progress |= step > 0
             stalls = np.where(progress, 0, stalls + 1)
             sweeps[index] += 1
-        X = [x[:, :size].T for x, size in zip(self.Xt, self.sizes)]
-        return X, status, sweeps, self.scales
+        combinations = [x[:, :size].T for x, size in zip(self.Xt, self.sizes)]
+        return combinations, status, sweeps, self.scales
 
 
 def _default_starts(Pt, sizes):
-    """Per model the better of uniform rows and the HEU heads (a head chosen for k classes
-    gives each 1/k, so that its row still sums to 1); Pt is (models, classes, heads)."""
+    """Per model, the better of two feasible starts: uniform rows, or the HEU heads.
+
+    ``Pt`` is (models, classes, heads); a head that HEU picks for k classes gives each 1/k,
+    so that its row still sums to 1.
+    """
     n_models, n_classes, n_heads = Pt.shape
     real_heads = np.arange(n_heads) < sizes[:, None]
     uniform = np.repeat(real_heads[:, None, :] / n_classes, n_classes, axis=1)
@@ -461,7 +472,7 @@ def _group_step(A, second, P, squared, X, gradient, scale):
     """
     metric = np.swapaxes(second / scale[:, None, None], 1, 2) @ squared
     np.maximum(metric, np.abs(gradient) / _MAX_STEP, out=metric)
-    np.maximum(metric, np.finfo(float).tiny, out=metric)
+    np.maximum(metric, _MIN_METRIC, out=metric)
     inverse_metric = np.reciprocal(metric, out=metric)
     D = _project_rows(X - gradient * inverse_metric, inverse_metric)
     D -= X
@@ -504,8 +515,8 @@ def chco_many(score_list, *, probabilities=False, tol=1e-9, max_iter=1000, init=
         Stop a model when its Frank-Wolfe duality gap, which bounds how far its objective
         ``sum_c L_c`` is above the optimum, is at most ``tol * max(1, objective)``.
     max_iter : int, default 1000
-        Iterations per model; a :class:`~sklearn.exceptions.ConvergenceWarning` names the
-        models that needed more.
+        Sweeps (one step of every head group) per model; a
+        :class:`~sklearn.exceptions.ConvergenceWarning` names the models that needed more.
     init : sequence of array-like or None, default None
         Feasible starting combinations (one per model, or None for the default start: the
         better of uniform rows and the HEU heads).
@@ -597,8 +608,10 @@ def chco(scores, *, probabilities=False, tol=1e-9, max_iter=1000, init=None):
         Relative Frank-Wolfe duality gap at which to stop (bounds the objective's distance
         to the optimum).
     max_iter : int, default 1000
+        Sweeps over the heads; a :class:`~sklearn.exceptions.ConvergenceWarning` says when
+        they were not enough.
     init : array-like of shape (n_heads, n_classes) or None, default None
-        Feasible starting combination.
+        Feasible starting combination (for example a loose solution to refine).
 
     Returns
     -------

@@ -172,8 +172,8 @@ def test_single_head_is_shared_evenly():
 
 def test_probabilities_input_gives_the_same_result():
     scores = _scores("peaked", 15, 4, seed=8)
-    X, losses = chco(scores)
-    X_p, losses_p = chco(head_class_probabilities(scores), probabilities=True)
+    _, losses = chco(scores)
+    _, losses_p = chco(head_class_probabilities(scores), probabilities=True)
     np.testing.assert_allclose(losses_p, losses, rtol=1e-9)
 
 
@@ -185,7 +185,7 @@ def test_many_equals_one_by_one(monkeypatch):
               for i, kind in enumerate(["flat", "peaked", "wide"] * 8)]
     together = chco_many(models)
     for scores, (X, losses) in zip(models, together):
-        X_alone, losses_alone = chco(scores)
+        _, losses_alone = chco(scores)
         assert X.shape == scores.shape
         _assert_feasible(X)
         assert losses.sum() == pytest.approx(losses_alone.sum(), rel=1e-8)
@@ -244,6 +244,18 @@ def test_chco_loss_matches_equation_9():
     expected = [-np.log(A[0, 0]) - np.log(1 - A[1, 0]), -np.log(A[1, 1]) - np.log(1 - A[0, 1])]
     np.testing.assert_allclose(chco_loss(P, X), expected)
     assert np.isinf(chco_loss(P, np.zeros((2, 2)))).all()
+
+
+@pytest.mark.parametrize("spread", [30.0, 300.0, 3000.0])
+def test_extreme_scores_stay_finite_without_numpy_warnings(spread):
+    rng = np.random.default_rng(int(spread))
+    for _ in range(5):
+        scores = rng.normal(0, spread, (int(rng.integers(1, 40)), int(rng.integers(1, 6))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            X, losses = chco(scores)
+        _assert_feasible(X)
+        assert np.all(np.isfinite(losses))
 
 
 def test_probabilities_are_a_stable_softmax_over_heads():
