@@ -65,7 +65,7 @@ def main(argv=None):
     print(f"3. The task '{args.task}', given only as names: {names}")
     general = ConSE.from_imagenet(hub["efficientnet-lite0"])
     clf = MLLZeroShotClassifier(names, labeler, k=args.k, general_model=general,
-                                cache_dir=args.cache_dir).fit()
+                                cache_dir=args.cache_dir, verbose=args.verbose).fit()
     start = timed("selection (matching + CHCO + top-k)", start)
     predicted = clf.predict(images)
     start = timed(f"prediction on {len(images)} test images", start)

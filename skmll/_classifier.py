@@ -10,10 +10,12 @@ from sklearn.utils.validation import check_is_fitted
 from .hub import as_image_batch, run_expert
 from .reuse._ensemble import ensemble_scores
 from .reuse._patch import normalise_rows, patch_probabilities
+from .reuse._profile import log_profiles, profile_posterior
 from .selection._chco import chco_many, heu
 from .selection._matching import exact_name_matches, mutual_best_match
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
+from .utils import progress
 
 
 def _check_classes(classes):
@@ -45,8 +47,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     ``fit`` needs no data: it matches the class names to SDAG nodes by text embeddings (mutual
     best match, Algorithm 1 line 4), runs CHCO on every expert's label (Eq. 4-11, all experts as
     one batched problem), and keeps per class up to ``k`` predictors whose loss is at most
-    ``beta``. ``predict_proba`` runs each selected expert once per batch and combines the heads
-    with entropy weights (Eq. 12-13); classes no expert serves go to ``general_model``.
+    ``beta``. ``predict_proba`` runs each selected expert once per batch and combines their
+    outputs, by their label profiles (default) or with the paper's entropy-weighted head
+    combinations (Eq. 12-13); classes no expert serves go to ``general_model``.
 
     Parameters
     ----------
@@ -81,6 +84,12 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         single images but inconsistent across a node.
     combination : {"chco", "heu"}, default="chco"
         "heu" is the paper's ablation: one head per class.
+    reuse : {"profile", "entropy"}, default="profile"
+        How the selected experts' outputs become class probabilities. "entropy" is the paper's
+        Eq. 12-13: each class's head combinations, weighted by output entropy. "profile" reads
+        every selected expert's whole softmax output through its label (the mean output on each
+        task class's node) and multiplies the experts' likelihoods (naive Bayes), which
+        calibrates experts against each other: see :func:`skmll.reuse.profile_posterior`.
     on_uncovered : {"raise", "drop"}, default="raise"
         Without a general model, uncovered classes raise at ``fit`` (naming them) or are dropped
         from ``classes_``.
@@ -89,6 +98,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     cache_dir : path, None or False, default=None
         Where node embeddings are cached (None: the default folder; False: off).
     verbose : int, default=0
+        Progress bars (node embeddings, prediction batches) when > 0.
 
     Attributes
     ----------
@@ -107,6 +117,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Row labels of ``reuse_losses_``.
     n_models_used_ : int
         Distinct experts that ``predict`` runs.
+    profiles_ : dict of str to ndarray (n_covered, n_heads)
+        Per serving expert, its label's mean softmax output on each covered class's node (what
+        ``reuse="profile"`` compares the expert's outputs with).
 
     Examples
     --------
@@ -129,8 +142,8 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 label_statistic="logit", combination="chco", on_uncovered="raise",
-                 batch_size=256, cache_dir=None, verbose=0):
+                 label_statistic="logit", combination="chco", reuse="profile",
+                 on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -143,6 +156,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.class_template = class_template
         self.label_statistic = label_statistic
         self.combination = combination
+        self.reuse = reuse
         self.on_uncovered = on_uncovered
         self.batch_size = batch_size
         self.cache_dir = cache_dir
@@ -158,7 +172,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                                       or np.isnan(self.beta)):
             raise ValueError(f"beta must be a number or None; got {self.beta!r}")
         choices = {"label_statistic": ("logit", "probability"), "combination": ("chco", "heu"),
-                   "on_uncovered": ("raise", "drop")}
+                   "reuse": ("profile", "entropy"), "on_uncovered": ("raise", "drop")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
@@ -222,14 +236,14 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         if self.combination == "heu":
             return [heu(m, probabilities=use_probability) for m in matrices]
         # Screen every expert with a loose solve (objective within ~1e-4 of its optimum), then
-        # solve tightly the experts that can enter some class's top k (a margin of 4k): on a
-        # large hub almost all experts are ruled out by the cheap pass.
+        # solve tightly, from where the loose pass stopped, the experts that can enter some
+        # class's top k (a margin of 4k): on a large hub the cheap pass rules out almost all.
         solutions = chco_many(matrices, probabilities=use_probability, tol=1e-4, max_iter=300)
         losses = np.stack([loss for _, loss in solutions])
         depth = min(len(matrices), 4 * int(self.k))
         contenders = np.unique(np.argsort(losses, axis=0, kind="stable")[:depth].ravel())
         refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
-                            tol=1e-8)
+                            tol=1e-8, init=[solutions[i][0] for i in contenders])
         for i, solution in zip(contenders, refined):
             solutions[i] = solution
         return solutions
@@ -261,7 +275,15 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.expert_names_ = list(labeler.hub_.names)
         served = self._select(classes, matched, node_of_class, labels)
         self._set_coverage(classes, served)
+        self._set_profiles(sdag)
         return self
+
+    def _set_profiles(self, sdag):
+        """Each serving expert's mean softmax output on the covered classes' nodes."""
+        rows = [sdag.node_index[self.matched_nodes_[c][0]] for c in self.covered_classes_]
+        used = {name for c in self.covered_classes_ for name, _, _ in self.experts_[c]}
+        self.profiles_ = {name: self.labeler.labels_[name].probabilities[rows].copy()
+                          for name in self.expert_names_ if name in used}
 
     def _select(self, classes, matched, node_of_class, labels):
         """CHCO over every expert, then up to k predictors per matched class."""
@@ -313,7 +335,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     # --- predict: reuse ---------------------------------------------------------------------
 
     def _serving_plan(self):
-        """Distinct experts to run, each with its (heads x covered classes) weights."""
+        """Distinct experts to run: (name, expert, its (heads x covered classes) weights)."""
         names = sorted({name for c in self.covered_classes_ for name, _, _ in self.experts_[c]},
                        key=self.expert_names_.index)
         plan = []
@@ -325,14 +347,17 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 for served_by, _, weights in self.experts_[c]:
                     if served_by == name:
                         combination[:, j] = weights
-            plan.append((expert, combination))
+            plan.append((name, expert, combination))
         return plan
 
     def _expert_proba(self, images):
         plan = self._serving_plan()
         outputs = [softmax(run_expert(expert, images).astype(np.float64), axis=1)
-                   for expert, _ in plan]
-        return normalise_rows(ensemble_scores(outputs, [c for _, c in plan]))
+                   for _, expert, _ in plan]
+        if self.reuse == "profile":
+            return profile_posterior(outputs, [log_profiles(self.profiles_[name])
+                                               for name, _, _ in plan])
+        return normalise_rows(ensemble_scores(outputs, [c for _, _, c in plan]))
 
     def predict_proba(self, X):
         """Class probabilities; columns follow ``classes_`` and rows sum to 1.
@@ -348,8 +373,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         images = as_image_batch(X)
+        starts = range(0, len(images), self.batch_size)
         chunks = [self._proba_chunk(images[i:i + self.batch_size])
-                  for i in range(0, len(images), self.batch_size)]
+                  for i in progress(starts, verbose=self.verbose, desc="predicting", unit="batch")]
         return np.concatenate(chunks)
 
     def _proba_chunk(self, images):

@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
+from skmll.hub import as_image_batch, run_expert
 
 from .conftest import DIGIT_NAMES, CountingExpert
 
@@ -135,6 +136,7 @@ def test_bad_class_names(labeler, classes, error, message):
 @pytest.mark.parametrize("params, message", [
     ({"k": 0}, "k must be"), ({"k": 1.5}, "k must be"), ({"beta": "low"}, "beta"),
     ({"combination": "sum"}, "combination"), ({"label_statistic": "max"}, "label_statistic"),
+    ({"reuse": "vote"}, "reuse"),
 ])
 def test_bad_parameters(labeler, params, message):
     with pytest.raises(ValueError, match=message):
@@ -168,6 +170,32 @@ def test_explicit_nodes_bypass_matching(labeler, digit_splits, cache):
     assert (predicted == truth).mean() > 0.9
     with pytest.raises(ValueError, match="not in the SDAG"):
         MLLZeroShotClassifier(["x"], labeler, nodes=["nope.n.01"]).fit()
+
+
+def test_profile_and_entropy_reuse(labeler, digit_clf, digit_splits, cache):
+    """Both reuse rules classify well; profile reuse is the experts' naive-Bayes posterior."""
+    images, labels = digit_splits.test
+    y = np.array(DIGIT_NAMES, dtype=object)[labels]
+    paper = MLLZeroShotClassifier(DIGIT_NAMES, labeler, reuse="entropy", cache_dir=cache).fit()
+    for c in DIGIT_NAMES:   # reuse does not touch the selection
+        assert [n for n, _, _ in paper.experts_[c]] == [n for n, _, _ in digit_clf.experts_[c]]
+    assert paper.score(images, y) > 0.85 and digit_clf.score(images, y) > 0.85
+    # The posterior from first principles: every serving expert's softmax output scored against
+    # its label's mean output on each class node (smoothed), summed over experts, normalised.
+    sdag = labeler.sdag
+    rows = [sdag.node_index[digit_clf.matched_nodes_[c][0]] for c in DIGIT_NAMES]
+    log_likelihood = 0.0
+    for name in digit_clf.profiles_:
+        mu = labeler.labels_[name].probabilities[rows]
+        np.testing.assert_allclose(digit_clf.profiles_[name], mu)
+        mu = 0.99 * mu / mu.sum(axis=1, keepdims=True) + 0.01 / mu.shape[1]
+        logits = run_expert(labeler.hub_[name], as_image_batch(images[:40]))
+        q = np.exp(logits - logits.max(axis=1, keepdims=True))
+        log_likelihood = log_likelihood + (q / q.sum(axis=1, keepdims=True)) @ np.log(mu).T
+    expected = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(digit_clf.predict_proba(images[:40]),
+                               expected / expected.sum(axis=1, keepdims=True), rtol=1e-5,
+                               atol=1e-12)
 
 
 def test_heu_and_probability_variants_run(labeler, digit_splits, cache):

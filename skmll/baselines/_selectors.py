@@ -1,6 +1,6 @@
 """The paper's baseline selection methods: Random^MLL, LogME^MLL and LEEP^MLL.
 
-Each is an :class:`~skmll.MLLZeroShotClassifier` with the same matching and reuse (Eq. 12-13);
+Each is an :class:`~skmll.MLLZeroShotClassifier` with the same matching and reuse (``reuse``);
 only the selection step differs. LogME^MLL and LEEP^MLL label the experts with a balanced
 binary test per matched SDAG node: the metric ranks the experts, and the head with the least
 binary cross-entropy is each expert's predictor. Random^MLL keeps CHCO's head combinations and
@@ -94,8 +94,8 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
 
     def __init__(self, classes, labeler, k=2, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
-                 random_state=None):
+                 reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
+                 verbose=0, random_state=None):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -105,6 +105,7 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
         self.name_bonus = name_bonus
         self.nodes = nodes
         self.class_template = class_template
+        self.reuse = reuse
         self.on_uncovered = on_uncovered
         self.batch_size = batch_size
         self.cache_dir = cache_dir
@@ -150,12 +151,12 @@ class LogMEMLLClassifier(_TransferabilityMLLClassifier):
     negatives. Each expert runs once over these images; its LogME evidence on its logits
     (:func:`logme_score`) is its reuse metric for the class and its head with the least binary
     cross-entropy its predictor. The ``k`` experts with the highest metric serve each class,
-    ensembled as in :class:`~skmll.MLLZeroShotClassifier` (Eq. 12-13).
+    reused as in :class:`~skmll.MLLZeroShotClassifier` (``reuse``).
 
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, on_uncovered, cache_dir, verbose
+class_template, reuse, on_uncovered, cache_dir, verbose
         As in :class:`~skmll.MLLZeroShotClassifier`.
     batch_size : int, default=256
         Images per batch in ``predict_proba`` and when running the binary tests.
@@ -206,7 +207,7 @@ class LEEPMLLClassifier(_TransferabilityMLLClassifier):
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, on_uncovered, cache_dir, verbose
+class_template, reuse, on_uncovered, cache_dir, verbose
         As in :class:`~skmll.MLLZeroShotClassifier`.
     batch_size : int, default=256
         Images per batch in ``predict_proba`` and when running the binary tests.
@@ -252,8 +253,8 @@ class RandomMLLClassifier(MLLZeroShotClassifier):
     Parameters
     ----------
     classes, labeler, k, beta, text_encoder, general_model, min_similarity, name_bonus, \
-nodes, class_template, label_statistic, combination, on_uncovered, batch_size, cache_dir, \
-verbose
+nodes, class_template, label_statistic, combination, reuse, on_uncovered, batch_size, \
+cache_dir, verbose
         As in :class:`~skmll.MLLZeroShotClassifier`.
     random_state : int, RandomState instance or None, default=None
         Draws the experts.
@@ -286,14 +287,15 @@ reuse_losses_, expert_names_, n_models_used_
 
     def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 label_statistic="logit", combination="chco", on_uncovered="raise",
-                 batch_size=256, cache_dir=None, verbose=0, random_state=None):
+                 label_statistic="logit", combination="chco", reuse="profile",
+                 on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
+                 random_state=None):
         super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,
                          general_model=general_model, min_similarity=min_similarity,
                          name_bonus=name_bonus, nodes=nodes, class_template=class_template,
                          label_statistic=label_statistic, combination=combination,
-                         on_uncovered=on_uncovered, batch_size=batch_size, cache_dir=cache_dir,
-                         verbose=verbose)
+                         reuse=reuse, on_uncovered=on_uncovered, batch_size=batch_size,
+                         cache_dir=cache_dir, verbose=verbose)
         self.random_state = random_state
 
     def _pick(self, losses):

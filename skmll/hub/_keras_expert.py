@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from ._base import BaseExpert, register_expert
@@ -37,7 +38,11 @@ def _load_model(model_bytes, suffix):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"model{suffix}"
         path.write_bytes(model_bytes)
-        return keras.models.load_model(str(path), compile=False)
+        # Models saved by older Keras versions declare `input_shape` on their first layer;
+        # Keras 3 warns about that style on every load, though the model loads correctly.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Do not pass an `input_shape`")
+            return keras.models.load_model(str(path), compile=False)
 
 
 @register_expert("keras")
@@ -106,7 +111,11 @@ class KerasExpert(BaseExpert):
 
     def _forward(self, tensor):
         keras = _import_keras()
-        out = keras.ops.convert_to_numpy(self.model(tensor.numpy(), training=False))
+        # A functional model whose input was saved as a one-element list warns that a bare
+        # tensor is not a list, on every call, then uses it as the only input.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+            out = keras.ops.convert_to_numpy(self.model(tensor.numpy(), training=False))
         out = out.reshape(len(out), -1)
         return probabilities_to_logits(out) if self.output == "probabilities" else out
 

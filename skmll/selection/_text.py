@@ -13,6 +13,7 @@ from ..utils import hash_file, hash_json, load_record, progress, resolve_cache_d
 
 _MODELS = {}
 _MODELS_LOCK = threading.Lock()
+_FINGERPRINTS = {}
 
 
 def _default_model_path():
@@ -66,7 +67,13 @@ class SentenceEncoder:
         if self._fingerprint is None:
             path = Path(self._path())
             weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
-            self._fingerprint = hash_json([hash_file(p) for p in weights] or [str(path)])
+            # Hashing ~90 MB of weights takes a noticeable part of a fit: remember the hash per
+            # process, keyed by each file's size and modification time.
+            key = (str(path),) + tuple((w.name, w.stat().st_size, w.stat().st_mtime_ns)
+                                       for w in weights)
+            if key not in _FINGERPRINTS:
+                _FINGERPRINTS[key] = hash_json([hash_file(w) for w in weights] or [str(path)])
+            self._fingerprint = _FINGERPRINTS[key]
         return self._fingerprint
 
     def __call__(self, texts):
