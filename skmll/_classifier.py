@@ -11,7 +11,7 @@ from .hub import as_image_batch, run_expert
 from .reuse._ensemble import ensemble_scores
 from .reuse._patch import normalise_rows, patch_probabilities
 from .reuse._profile import log_profiles, profile_posterior
-from .selection._chco import chco_many, heu
+from .selection._chco import chco_lower_bounds, chco_many, heu
 from .selection._matching import exact_name_matches, mutual_best_match
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
@@ -112,7 +112,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     coverage_ : float
         Fraction of ``classes`` served by experts (Cvr).
     reuse_losses_ : ndarray of shape (n_experts, n_covered)
-        CHCO loss of every expert for every covered class (inf when unusable).
+        CHCO loss of every expert for every covered class: inf when unusable, or when the
+        expert's lower bounds (:func:`~skmll.selection.chco_lower_bounds`) showed that it
+        cannot enter any class's top k, so that it was never solved (hubs of more than 4k
+        experts).
     expert_names_ : list of str
         Row labels of ``reuse_losses_``.
     n_models_used_ : int
@@ -235,18 +238,49 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def _solve(self, matrices, use_probability):
         if self.combination == "heu":
             return [heu(m, probabilities=use_probability) for m in matrices]
-        # Screen every expert with a loose solve (objective within ~1e-4 of its optimum), then
-        # solve tightly, from where the loose pass stopped, the experts that can enter some
-        # class's top k (a margin of 4k): on a large hub the cheap pass rules out almost all.
-        solutions = chco_many(matrices, probabilities=use_probability, tol=1e-4, max_iter=300)
+        depth = 4 * int(self.k)   # contenders per class: a margin over the k that are kept
+        solutions = self._screen(matrices, use_probability, depth)
+        # Solve tightly, from where the loose pass stopped, the experts that can enter some
+        # class's top k.
         losses = np.stack([loss for _, loss in solutions])
-        depth = min(len(matrices), 4 * int(self.k))
         contenders = np.unique(np.argsort(losses, axis=0, kind="stable")[:depth].ravel())
+        contenders = contenders[[solutions[i][0] is not None for i in contenders]]
         refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
                             tol=1e-8, init=[solutions[i][0] for i in contenders])
         for i, solution in zip(contenders, refined):
             solutions[i] = solution
         return solutions
+
+    # Rule out experts by their loss bounds without solving (Random^MLL needs every loss).
+    _prune = True
+
+    def _screen(self, matrices, use_probability, depth):
+        """Loose CHCO solutions (objective within ~1e-4 of the optimum), in rounds.
+
+        Each round solves, per class, the ``depth`` unsolved experts with the smallest lower
+        bounds (:func:`~skmll.selection.chco_lower_bounds`) that could still beat the class's
+        current k-th smallest loss; an expert whose bound exceeds that loss for every class
+        can never be selected and is not solved at all: its solution is ``(None, inf)``.
+        """
+        n_experts = len(matrices)
+        if not self._prune or n_experts <= depth:
+            return chco_many(matrices, probabilities=use_probability, tol=1e-4, max_iter=300)
+        bounds = chco_lower_bounds(matrices, probabilities=use_probability)
+        solutions = [(None, np.full(bounds.shape[1], np.inf))] * n_experts
+        losses = np.full(bounds.shape, np.inf)
+        threshold = np.full(bounds.shape[1], np.inf)
+        while True:
+            open_bounds = np.where(np.isinf(losses) & (bounds <= threshold), bounds, np.inf)
+            picked = np.argsort(open_bounds, axis=0, kind="stable")[:depth]
+            batch = np.unique(picked[np.isfinite(np.take_along_axis(open_bounds, picked, 0))])
+            if not len(batch):
+                return solutions
+            for i, solution in zip(batch, chco_many([matrices[i] for i in batch], tol=1e-4,
+                                                    probabilities=use_probability,
+                                                    max_iter=300)):
+                solutions[i] = solution
+                losses[i] = np.where(np.isfinite(solution[1]), solution[1], np.finfo(float).max)
+            threshold = np.sort(losses, axis=0)[min(int(self.k), n_experts) - 1]
 
     def fit(self, X=None, y=None):
         """Match classes to nodes, combine heads with CHCO, select experts. Data is ignored.

@@ -248,3 +248,51 @@ def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits):
     search = GridSearchCV(clone(digit_clf), {"labeler__delta": [0.0, 1.0]}, cv=2).fit(images, y)
     assert search.best_estimator_.labeler.delta_ == search.best_params_["labeler__delta"]
     assert digit_clf.labeler.delta_ == 0.5                     # the original is untouched
+
+
+class _LabelOnlyExpert:
+    """An expert known through its label alone: fit must never run it."""
+
+    def __init__(self, name, n_outputs):
+        self.name, self.n_outputs, self.fingerprint = name, n_outputs, name
+
+    def logits(self, images):
+        raise AssertionError("fit ran an expert")
+
+
+def _synthetic_labeler(n_experts, n_nodes, seed=0):
+    """A labeler over many experts whose labels are noise plus a few informative heads."""
+    from skmll import SemanticDAG
+    from skmll.labelling import ModelLabel
+
+    rng = np.random.default_rng(seed)
+    nodes = [f"class{i}.n.01" for i in range(n_nodes)]
+    sdag = SemanticDAG(nodes, data={n: np.zeros((1, 4, 4), np.uint8) for n in nodes})
+    labeler = ModelLabeler(sdag, cache_dir=False, verbose=0)
+    experts = [_LabelOnlyExpert(f"m{i}", int(rng.integers(3, 60))) for i in range(n_experts)]
+    labels = {}
+    for e in experts:
+        scores = rng.normal(0, 1, (n_nodes, e.n_outputs))
+        for head in rng.choice(e.n_outputs, size=2, replace=False):
+            scores[rng.choice(n_nodes, size=2, replace=False), head] += rng.uniform(0, 6)
+        p = np.exp(scores - scores.max(axis=1, keepdims=True))
+        labels[e.name] = ModelLabel(e.name, tuple(nodes), scores, p / p.sum(axis=1, keepdims=True))
+    labeler.hub_, labeler.labels_ = ModelHub(experts), labels
+    labeler.delta_, labeler.node_statistics_ = labeler.delta, {}
+    return labeler, nodes
+
+
+def test_bound_pruning_selects_as_solving_every_expert():
+    """On a large hub most experts are ruled out by their bounds; the selection is unchanged."""
+    labeler, nodes = _synthetic_labeler(n_experts=120, n_nodes=6)
+    classes = [f"c{i}" for i in range(6)]
+    pruned = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes).fit()
+    full = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes)
+    full._prune = False
+    full.fit()
+    for c in classes:
+        assert [n for n, _, _ in pruned.experts_[c]] == [n for n, _, _ in full.experts_[c]]
+        np.testing.assert_allclose([l for _, l, _ in pruned.experts_[c]],
+                                   [l for _, l, _ in full.experts_[c]], rtol=1e-6)
+    never_solved = np.isinf(pruned.reuse_losses_).all(axis=1)
+    assert never_solved.mean() > 0.5 and np.isfinite(full.reuse_losses_).all()

@@ -285,6 +285,8 @@ reuse_losses_, expert_names_, n_models_used_
     1
     """
 
+    _prune = False   # any expert with a finite loss <= beta may be drawn: solve them all
+
     def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  label_statistic="logit", combination="chco", reuse="profile",

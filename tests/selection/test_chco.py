@@ -11,7 +11,14 @@ from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 
 from skmll.selection import _chco
-from skmll.selection._chco import chco, chco_loss, chco_many, head_class_probabilities, heu
+from skmll.selection._chco import (
+    chco,
+    chco_loss,
+    chco_lower_bounds,
+    chco_many,
+    head_class_probabilities,
+    heu,
+)
 
 
 def _objective(P, X):
@@ -319,3 +326,33 @@ def test_property_feasible_finite_and_no_worse_than_the_starts(scores):
     heu_start = X_heu / np.maximum(X_heu.sum(axis=1, keepdims=True), 1.0)
     start = min(_objective(P, uniform), _objective(P, heu_start))
     assert losses.sum() <= start + 1e-12 * max(1.0, abs(start))
+
+
+@settings(max_examples=80, deadline=None)
+@given(score_matrices, st.integers(0, 2**32 - 1))
+def test_property_lower_bounds_hold_for_any_feasible_combination(scores, seed):
+    """The bound is below the loss of the optimum, of HEU, and of random feasible points."""
+    bounds = chco_lower_bounds([scores])[0]
+    assert bounds.shape == (scores.shape[1],) and np.all(bounds >= 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, optimum = chco(scores, max_iter=300)
+    assert np.all(bounds <= optimum + 1e-9)
+    assert np.all(bounds <= heu(scores)[1] + 1e-9)
+    P = head_class_probabilities(scores)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        X = rng.dirichlet(np.ones(P.shape[1] + 1), size=P.shape[0])[:, :-1]   # rows sum < 1
+        assert np.all(bounds <= chco_loss(P, X) + 1e-9)
+
+
+def test_lower_bounds_are_tight_for_a_clean_expert_and_loose_for_noise():
+    """One head per class: the bound is the loss. Noise heads: far below the optimum."""
+    clean = np.log(np.eye(4) * 0.97 + 0.01)
+    _, optimum = chco(clean)
+    np.testing.assert_allclose(chco_lower_bounds([clean])[0], optimum, rtol=1e-6)
+    noise = np.random.default_rng(0).normal(size=(50, 4))
+    bounds = chco_lower_bounds([noise, clean])
+    assert bounds.shape == (2, 4)
+    assert np.all(bounds[0] > 5 * bounds[1])   # a noise expert can be ruled out
+    assert np.all(chco_lower_bounds([np.zeros((3, 1))]) == 0)   # one class: every head, loss 0
