@@ -84,7 +84,7 @@ def main():
     hub = ModelHub([MemoizedExpert(e, cache_dir=args.cache_dir)
                     for e in build_world_hub(world, cache_dir=args.cache_dir, verbose=0)])
     sdag = SemanticDAG.from_wordnet(world.reference, cache_dir=args.cache_dir)
-    labeler = ModelLabeler(sdag, delta=1.0, cache_dir=args.cache_dir, verbose=0).fit(hub)
+    labeler = ModelLabeler(sdag, cache_dir=args.cache_dir, verbose=0).fit(hub)
     conse = ConSE.from_imagenet(hub["efficientnet-lite0"])
     tasks = [Task(world, name) for name in TASKS]
     common = {"labeler": labeler, "cache_dir": args.cache_dir}
@@ -97,24 +97,32 @@ def main():
         "MLL": lambda t: MLLZeroShotClassifier(t.names, k=2, general_model=conse, **common),
         "MLL, paper's reuse (Eq. 12-13)": lambda t: MLLZeroShotClassifier(
             t.names, k=2, general_model=conse, reuse="entropy", **common),
-        "MLL, paper-literal (+ plain matching)": lambda t: MLLZeroShotClassifier(
-            t.names, k=2, general_model=conse, reuse="entropy", name_bonus=0.0, **common),
+        "MLL, paper-literal (+ plain matching, logit labels)": lambda t: MLLZeroShotClassifier(
+            t.names, k=2, general_model=conse, reuse="entropy", name_bonus=0.0,
+            label_statistic="logit", **common),
         "HEU": lambda t: MLLZeroShotClassifier(t.names, k=2, combination="heu",
                                                general_model=conse, **common),
         "LogME^MLL": lambda t: LogMEMLLClassifier(t.names, k=2, general_model=conse,
                                                   random_state=0, **common),
         "LEEP^MLL": lambda t: LEEPMLLClassifier(t.names, k=2, general_model=conse,
                                                 random_state=0, **common),
+        "LogME^MLL, paper's reuse": lambda t: LogMEMLLClassifier(
+            t.names, k=2, general_model=conse, reuse="entropy", random_state=0, **common),
+        "LEEP^MLL, paper's reuse": lambda t: LEEPMLLClassifier(
+            t.names, k=2, general_model=conse, reuse="entropy", random_state=0, **common),
     }
     rows = []
     for task in tasks:
         for method, build in methods.items():
             rows.append({"task": task.name, "method": method, **evaluate(build(task), task)})
-        random_runs = [evaluate(RandomMLLClassifier(task.names, k=2, general_model=conse,
-                                                    random_state=s, **common), task)
-                       for s in range(args.seeds)]
-        rows.append({"task": task.name, "method": f"Random^MLL (mean of {args.seeds})",
-                     **{k: float(np.mean([r[k] for r in random_runs])) for k in random_runs[0]}})
+        for reuse, suffix in (("profile", ""), ("entropy", ", paper's reuse")):
+            random_runs = [evaluate(RandomMLLClassifier(task.names, k=2, general_model=conse,
+                                                        reuse=reuse, random_state=s, **common),
+                                    task) for s in range(args.seeds)]
+            rows.append({"task": task.name,
+                         "method": f"Random^MLL (mean of {args.seeds}){suffix}",
+                         **{k: float(np.mean([r[k] for r in random_runs]))
+                            for k in random_runs[0]}})
         conse_pred = np.array(task.names, dtype=object)[
             conse.predict_proba(task.images, task.names).argmax(axis=1)]
         oracle_pred = oracle_predictions(world, task)
@@ -152,7 +160,7 @@ def main():
                         conse.predict_proba(task.images, task.names).argmax(axis=1)]
                     accs.append(float(np.mean(predicted == task.truth)))
                     continue
-                sub = ModelLabeler(sdag, delta=1.0, cache_dir=args.cache_dir,
+                sub = ModelLabeler(sdag, cache_dir=args.cache_dir,
                                    verbose=0).fit(hub.subset(names))
                 clf = MLLZeroShotClassifier(task.names, sub, k=2, general_model=conse,
                                             cache_dir=args.cache_dir)
@@ -238,7 +246,7 @@ def write_figure4(growth, out, report):
 
 def write_table2_and_sensitivity(tasks, sdag, hub, conse, args, out, report):
     rows = []
-    labeler = ModelLabeler(sdag, delta=1.0, cache_dir=args.cache_dir, verbose=0).fit(hub)
+    labeler = ModelLabeler(sdag, cache_dir=args.cache_dir, verbose=0).fit(hub)
     for task in tasks:
         row = {"task": task.name}
         for reuse in ("entropy", "profile"):

@@ -1,10 +1,12 @@
 """``MLLZeroShotClassifier``: selection (matching, CHCO, top-k) and reuse for a task of class names."""
 
 import numbers
+import warnings
 
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .hub import as_image_batch, run_expert
@@ -78,10 +80,12 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         by text).
     class_template : str, default="Name: {}"
         How a class name is written before embedding (node texts read "Name: ...").
-    label_statistic : {"logit", "probability"}, default="logit"
-        "logit" is the paper's Eq. 4 (softmax of mixed mean logits); "probability" uses the
-        mixed mean of per-image softmax outputs, which penalises experts that are confident on
-        single images but inconsistent across a node.
+    label_statistic : {"probability", "logit"}, default="probability"
+        What CHCO's head-class matrix P is made of. "logit" is the paper's Eq. 4 (softmax of
+        mixed mean logits); "probability" uses the mixed mean of per-image softmax outputs: the
+        expected output of a head on the node's images, which penalises experts that are
+        confident on single images but inconsistent across a node (chosen on the offline
+        world: ``doc/benchmarks.md``, sensitivity table).
     combination : {"chco", "heu"}, default="chco"
         "heu" is the paper's ablation: one head per class.
     reuse : {"profile", "entropy"}, default="profile"
@@ -145,7 +149,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 label_statistic="logit", combination="chco", reuse="profile",
+                 label_statistic="probability", combination="chco", reuse="profile",
                  on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0):
         self.classes = classes
         self.labeler = labeler
@@ -262,6 +266,12 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         current k-th smallest loss; an expert whose bound exceeds that loss for every class
         can never be selected and is not solved at all: its solution is ``(None, inf)``.
         """
+        with warnings.catch_warnings():
+            # The pass only screens: a contender that it leaves unconverged is solved again.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self._screen_rounds(matrices, use_probability, depth)
+
+    def _screen_rounds(self, matrices, use_probability, depth):
         n_experts = len(matrices)
         if not self._prune or n_experts <= depth:
             return chco_many(matrices, probabilities=use_probability, tol=1e-4, max_iter=300)
@@ -433,7 +443,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def explain(self):
         """A readable account of what ``fit`` decided: matches, experts, heads, coverage."""
         check_is_fitted(self, "classes_")
-        lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used"]
+        how = ("each expert's whole output read through its label profiles" if
+               self.reuse == "profile" else "head combinations weighted by entropy (Eq. 12-13)")
+        lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used; "
+                 f"reuse: {how}"]
         for c in _check_classes(self.classes):
             match = self.matched_nodes_.get(c)
             where = f"{match[0]} (similarity {match[1]:.2f})" if match else "no node"

@@ -289,7 +289,7 @@ reuse_losses_, expert_names_, n_models_used_
 
     def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 label_statistic="logit", combination="chco", reuse="profile",
+                 label_statistic="probability", combination="chco", reuse="profile",
                  on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
                  random_state=None):
         super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,

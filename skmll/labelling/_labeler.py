@@ -32,8 +32,12 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
     ----------
     sdag : SemanticDAG
         Nodes, edges, texts and representative images.
-    delta : float, default=0.5
-        Eq. 2 weight of a node's own images against its successors' scores, in [0, 1].
+    delta : float, default=1.0
+        Eq. 2 weight of a node's own images against its successors' scores, in [0, 1]. At 1 a
+        node with images of its own keeps their mean (mixing in its successors blurs it toward
+        its children: shirt toward T-shirt), and a node without images still takes the mean of
+        its successors; chosen on the offline world's tasks (``doc/benchmarks.md``,
+        sensitivity table: 1.0 beat 0.5 and 0).
     batch_size : int, default=64
         Images per forward pass.
     images_per_shard : int, default=2048
@@ -81,7 +85,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
     [[2.0, 2.0], [4.0, 0.0], [0.0, 4.0]]
     """
 
-    def __init__(self, sdag, delta=0.5, batch_size=64, images_per_shard=2048, n_jobs=None,
+    def __init__(self, sdag, delta=1.0, batch_size=64, images_per_shard=2048, n_jobs=None,
                  cache_dir=None, on_error="raise", verbose=1):
         self.sdag = sdag
         self.delta = delta
