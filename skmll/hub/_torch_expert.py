@@ -47,15 +47,35 @@ class TorchExpert(BaseExpert):
         super().__init__(name, input_size=input_size, mean=mean, std=std, channels=channels,
                          scale=scale, batch_size=batch_size)
         self.device = torch.device(device)
-        # Channels-last is oneDNN's fast layout for convolutions on CPU (EfficientNet-Lite0:
-        # 1.5 times the images per second here); modules without 4-D weights are unaffected.
-        self.module = module.to(self.device, memory_format=torch.channels_last).eval()
-        self.n_outputs = int(n_outputs) if n_outputs is not None else self._probe_outputs()
+        self.module = module.to(self.device).eval()
+        self.channels_last = True
+        probed = self._choose_layout(need_width=n_outputs is None)
+        self.n_outputs = int(n_outputs) if n_outputs is not None else probed
+
+    def _choose_layout(self, need_width):
+        """Channels-last when the module accepts it, else NCHW; returns the output width.
+
+        Channels-last is oneDNN's fast layout for convolutions on CPU (EfficientNet-Lite0: 1.5
+        times the images per second here), but a module that calls ``view()`` on a convolution
+        output only works on NCHW-contiguous tensors, so one blank image decides. A module that
+        fails on NCHW too fails when it is used (or here, when its width must be probed).
+        """
+        self.module.to(memory_format=torch.channels_last)
+        try:
+            return self._probe_outputs()
+        except RuntimeError:
+            self.channels_last = False
+            self.module.to(memory_format=torch.contiguous_format)
+            return self._probe_outputs() if need_width else None
+
+    @property
+    def _memory_format(self):
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def _probe_outputs(self):
         blank = torch.zeros((1, self.channels, *self.input_size), device=self.device)
         with torch.inference_mode():
-            out = self._call(blank)
+            out = self._call(blank.contiguous(memory_format=self._memory_format))
         return int(out.reshape(1, -1).shape[1])
 
     def _call(self, tensor):
@@ -63,7 +83,7 @@ class TorchExpert(BaseExpert):
         return getattr(out, "logits", out)  # modules returning output objects
 
     def _forward(self, tensor):
-        tensor = tensor.to(self.device, memory_format=torch.channels_last)
+        tensor = tensor.to(self.device, memory_format=self._memory_format)
         return self._call(tensor).float()
 
     def _weights_digest(self, hasher):

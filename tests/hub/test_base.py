@@ -232,6 +232,31 @@ def test_torch_expert_logits_equal_the_module_on_preprocessed_input(images):
         TorchExpert(lambda x: x, name="f", input_size=(4, 4))
 
 
+class _ViewNet(torch.nn.Module):
+    """Flattens a convolution output with view(), which needs NCHW-contiguous activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.head = torch.nn.Linear(4 * 12 * 12, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.head(y.view(y.size(0), -1))
+
+
+def test_torch_expert_runs_channels_last_when_the_module_allows(images):
+    conv = TorchExpert(small_net(0), name="net", input_size=(12, 12))
+    assert conv.channels_last
+    viewing = TorchExpert(_ViewNet(), name="view", input_size=(12, 12))
+    assert not viewing.channels_last and viewing.n_outputs == 3
+    for expert in (conv, viewing):
+        with torch.no_grad():
+            plain = expert.module.to(memory_format=torch.contiguous_format)(
+                torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()).numpy()
+        np.testing.assert_allclose(expert.logits(images), plain, rtol=1e-5, atol=1e-6)
+
+
 def test_torch_expert_fingerprint_follows_the_weights(images):
     first = TorchExpert(small_net(0), name="net", input_size=(12, 12))
     same_weights = TorchExpert(small_net(0), name="net", input_size=(12, 12))
