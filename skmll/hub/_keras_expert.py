@@ -7,7 +7,13 @@ import warnings
 from pathlib import Path
 
 from ._base import BaseExpert, register_expert
-from ._outputs import agree_with_model, check_output_kind, count_outputs, probabilities_to_logits
+from ._outputs import (
+    ModelFileMixin,
+    agree_with_model,
+    check_output_kind,
+    count_outputs,
+    probabilities_to_logits,
+)
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -46,7 +52,7 @@ def _load_model(model_bytes, suffix):
 
 
 @register_expert("keras")
-class KerasExpert(BaseExpert):
+class KerasExpert(ModelFileMixin, BaseExpert):
     """A Keras 3 classifier saved as ``.keras`` or ``.h5``, run on the torch backend.
 
     Inputs are NHWC; input size and channel count come from ``model.input_shape``.
@@ -89,6 +95,7 @@ class KerasExpert(BaseExpert):
     """
 
     layout = "NHWC"
+    _runtime = "model"
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
                  scale=1.0, output="auto", batch_size=64):
@@ -123,20 +130,8 @@ class KerasExpert(BaseExpert):
         hasher.update(f"{self.output}|".encode())
         hasher.update(self._model_bytes)
 
-    @classmethod
-    def from_source(cls, spec, **kwargs):
-        """``create_expert("keras:/path/model.h5", mean=..., std=...)``."""
-        return cls(spec, **kwargs)
-
-    # rebuilt from the file bytes: the same loader as at construction, whatever the Keras version
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["model"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.model = _load_model(self._model_bytes, self._suffix)
+    def _rebuild(self):
+        return _load_model(self._model_bytes, self._suffix)
 
 
 def _final_activation_kind(model):

@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 
 from ._base import BaseExpert, register_expert
-from ._outputs import agree_with_model, check_output_kind, count_outputs, probabilities_to_logits
+from ._outputs import (
+    ModelFileMixin,
+    agree_with_model,
+    check_output_kind,
+    count_outputs,
+    probabilities_to_logits,
+)
 
 # ops that pass a final softmax through unchanged in value
 _PASS_THROUGH_OPS = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
@@ -15,7 +21,7 @@ _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
 
 
 @register_expert("onnx")
-class OnnxExpert(BaseExpert):
+class OnnxExpert(ModelFileMixin, BaseExpert):
     """An ONNX image classifier run by onnxruntime.
 
     The input's layout (NCHW or NHWC), size and channel count are read from the graph where its
@@ -61,11 +67,13 @@ class OnnxExpert(BaseExpert):
     (2, 4)
     """
 
+    _runtime = "_session"   # an onnxruntime session does not pickle
+
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
                  scale=1.0, layout=None, output="auto", batch_size=64, providers=None):
         self._model_bytes = Path(path).read_bytes()
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
-        self._session = self._new_session()
+        self._session = self._rebuild()
         graph_input = self._session.get_inputs()[0]
         layout, graph_size, graph_channels = _read_input_shape(graph_input.shape, layout)
         self._static_batch = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else None
@@ -82,7 +90,7 @@ class OnnxExpert(BaseExpert):
         self.output = _final_op_kind(self._model_bytes) if output == "auto" else output
         self.n_outputs = count_outputs(self, self._session.get_outputs()[0].shape[1:])
 
-    def _new_session(self):
+    def _rebuild(self):
         import onnxruntime
 
         return onnxruntime.InferenceSession(self._model_bytes, providers=self.providers)
@@ -101,20 +109,6 @@ class OnnxExpert(BaseExpert):
         hasher.update(f"{self.layout}|{self.output}|".encode())
         hasher.update(self._model_bytes)
 
-    @classmethod
-    def from_source(cls, spec, **kwargs):
-        """``create_expert("onnx:/path/model.onnx", mean=..., std=...)``."""
-        return cls(spec, **kwargs)
-
-    # an onnxruntime session does not pickle: keep the model bytes and rebuild it
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_session"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._session = self._new_session()
 
 
 def _read_input_shape(shape, layout):

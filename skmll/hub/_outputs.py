@@ -54,3 +54,32 @@ def count_outputs(expert, dims):
         return int(np.prod(dims))
     blank = np.zeros((1, *expert.input_size, 3), dtype=np.float32)
     return int(expert._forward(expert._preprocess(blank)).shape[1])
+
+
+class ModelFileMixin:
+    """For experts read from one model file whose runtime object does not pickle.
+
+    The expert keeps the file's bytes (``_model_bytes``); pickling drops the runtime object
+    named by ``_runtime`` and ``_rebuild()`` makes it again from the bytes on load, so the same
+    loader serves construction and unpickling. ``create_expert("<source>:/path", **kwargs)``
+    passes the path to the constructor.
+    """
+
+    _runtime = None   # name of the attribute that holds the runtime object
+
+    @classmethod
+    def from_source(cls, spec, **kwargs):
+        return cls(spec, **kwargs)
+
+    def _rebuild(self):
+        raise NotImplementedError
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state[self._runtime]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        setattr(self, self._runtime, self._rebuild())
+
