@@ -23,7 +23,7 @@ def _to_rgb_float(array, what):
     elif array.dtype == np.bool_:
         array = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32, copy=False)
+        # Checked before the cast to float32, which would turn values beyond its range into inf.
         if not np.isfinite(array).all():
             raise ValueError(f"{what} contain NaN or infinite values")
         lo, hi = float(array.min(initial=0.0)), float(array.max(initial=0.0))
@@ -32,6 +32,7 @@ def _to_rgb_float(array, what):
                 f"float {what} must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] "
                 "(pass uint8 images, or divide by 255)"
             )
+        array = array.astype(np.float32, copy=False)
     else:
         raise TypeError(f"{what} must be uint8, bool or floating point; got dtype {array.dtype}")
     if array.ndim == 3:

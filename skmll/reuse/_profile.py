@@ -47,7 +47,8 @@ def log_profiles(mean_probabilities, smoothing=PROFILE_SMOOTHING):
         raise ValueError("mean_probabilities must be a finite, non-negative 2-D array "
                          f"(n_classes, n_heads); got shape {mu.shape}")
     mu = mu / np.maximum(mu.sum(axis=1, keepdims=True), 1e-300)
-    return np.log((1.0 - smoothing) * mu + smoothing / mu.shape[1])
+    with np.errstate(divide="ignore"):   # without smoothing, a head never seen is impossible
+        return np.log((1.0 - smoothing) * mu + smoothing / mu.shape[1])
 
 
 def profile_posterior(outputs, profiles):
