@@ -249,11 +249,27 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         losses = np.stack([loss for _, loss in solutions])
         contenders = np.unique(np.argsort(losses, axis=0, kind="stable")[:depth].ravel())
         contenders = contenders[[solutions[i][0] is not None for i in contenders]]
-        refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
-                            tol=1e-8, init=[solutions[i][0] for i in contenders])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
+                                tol=1e-8, init=[solutions[i][0] for i in contenders])
+        self._warn_by_name(caught, contenders)
         for i, solution in zip(contenders, refined):
             solutions[i] = solution
         return solutions
+
+    def _warn_by_name(self, caught, experts):
+        """Re-issue warnings of a solve over ``experts``, naming experts instead of indices."""
+        for record in caught:
+            stalled = getattr(record.message, "models", None)
+            if stalled is None:
+                warnings.warn_explicit(record.message, record.category, record.filename,
+                                       record.lineno)
+                continue
+            names = [self.expert_names_[experts[i]] for i in stalled]
+            warnings.warn(f"CHCO did not converge tightly (tol 1e-8) for experts {names}: "
+                          "their reuse losses may be slightly above the optimum",
+                          ConvergenceWarning, stacklevel=4)
 
     # Rule out experts by their loss bounds without solving (Random^MLL needs every loss).
     _prune = True

@@ -1,6 +1,7 @@
 """MLLZeroShotClassifier end to end on real experts with hidden label spaces."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -298,3 +299,19 @@ def test_bound_pruning_selects_as_solving_every_expert():
                                    [l for _, l, _ in full.experts_[c]], rtol=1e-6)
     never_solved = np.isinf(pruned.reuse_losses_).all(axis=1)
     assert never_solved.mean() > 0.5 and np.isfinite(full.reuse_losses_).all()
+
+
+def test_solver_warnings_name_the_experts(digit_clf):
+    """A tight solve that stops early is reported with expert names, not solver indices."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skmll.selection import chco_many
+
+    labels = [digit_clf.labeler.labels_[n] for n in digit_clf.expert_names_]
+    matrices = [np.asarray(label.scores[:5], dtype=float).T for label in labels]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chco_many(matrices[2:], max_iter=1, tol=0)
+    with pytest.warns(ConvergenceWarning, match=r"experts \['expert-c', 'expert-d'\]"):
+        digit_clf._warn_by_name(caught, np.array([2, 3]))
+

@@ -637,9 +637,11 @@ def chco_many(score_list, *, probabilities=False, tol=1e-9, max_iter=1000, init=
                             not_converged.append(int(i))
             pending = np.array(stragglers, dtype=int)
     if not_converged:
-        warnings.warn(f"CHCO did not reach tol={tol} within max_iter={max_iter} for models "
-                      f"{sorted(not_converged)[:10]}{' ...' if len(not_converged) > 10 else ''}",
-                      ConvergenceWarning, stacklevel=2)
+        warning = ConvergenceWarning(
+            f"CHCO did not reach tol={tol} within max_iter={max_iter} for models "
+            f"{sorted(not_converged)[:10]}{' ...' if len(not_converged) > 10 else ''}")
+        warning.models = sorted(not_converged)   # all of them, for callers that name models
+        warnings.warn(warning, stacklevel=2)
     return results
 
 

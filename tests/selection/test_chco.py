@@ -233,8 +233,12 @@ def test_chco_is_no_worse_than_a_feasible_heu(seed):
 
 def test_warm_start_and_convergence_warning():
     scores = _scores("wide", 40, 6, seed=2)
-    with pytest.warns(ConvergenceWarning):
+    with pytest.warns(ConvergenceWarning) as caught:
         X_short, losses_short = chco(scores, max_iter=1)
+    assert caught[0].message.models == [0]   # indices of the stalled models, for callers
+    with pytest.warns(ConvergenceWarning) as caught:
+        chco_many([_scores("peaked", 3, 6, seed=1), scores], max_iter=1, tol=0)
+    assert caught[0].message.models == [0, 1]
     _assert_feasible(X_short)
     _, losses = chco(scores)
     assert losses.sum() <= losses_short.sum()
