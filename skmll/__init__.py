@@ -2,7 +2,7 @@
 
 The package follows the method's steps: ``semantic_graph`` (the SDAG), ``hub`` (experts and
 their adapters), ``labelling`` (Eq. 1-3), ``selection`` (matching, CHCO Eq. 4-11, top-k),
-``reuse`` (Eq. 12-13, the patch, general models); ``MLLZeroShotClassifier`` ties them together.
+``reuse`` (label profiles, Eq. 12-13, the patch, general models); ``MLLZeroShotClassifier`` ties them together.
 """
 
 from ._classifier import MLLZeroShotClassifier

@@ -246,7 +246,7 @@ expert_names_, n_models_used_, experts_, reuse_scores_, heads_
 class RandomMLLClassifier(MLLZeroShotClassifier):
     """Random^MLL: CHCO's head combinations, with the experts of each class drawn at random.
 
-    The paper's baseline (Compared Methods): matching, CHCO (Eq. 4-11) and reuse (Eq. 12-13)
+    The paper's baseline (Compared Methods): matching, CHCO (Eq. 4-11) and reuse (``reuse``)
     as in :class:`~skmll.MLLZeroShotClassifier`, but each class is served by up to ``k``
     experts drawn uniformly among those with a finite CHCO loss at most ``beta``.
 
