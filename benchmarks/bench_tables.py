@@ -100,6 +100,8 @@ def main():
         "MLL, paper-literal (+ plain matching, logit labels)": lambda t: MLLZeroShotClassifier(
             t.names, k=2, general_model=conse, reuse="entropy", name_bonus=0.0,
             label_statistic="logit", **common),
+        "MLL, every expert (k = hub size)": lambda t: MLLZeroShotClassifier(
+            t.names, k=len(hub), general_model=conse, **common),
         "HEU": lambda t: MLLZeroShotClassifier(t.names, k=2, combination="heu",
                                                general_model=conse, **common),
         "LogME^MLL": lambda t: LogMEMLLClassifier(t.names, k=2, general_model=conse,
