@@ -20,6 +20,9 @@ from .selection._text import default_text_encoder, embed_texts
 from .utils import progress
 
 
+_TIGHT_TOL = 1e-6   # relative duality gap of the reuse losses that decide the selection
+
+
 def _check_classes(classes):
     if isinstance(classes, str) or not hasattr(classes, "__iter__"):
         raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
@@ -245,14 +248,15 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         depth = 4 * int(self.k)   # contenders per class: a margin over the k that are kept
         solutions = self._screen(matrices, use_probability, depth)
         # Solve tightly, from where the loose pass stopped, the experts that can enter some
-        # class's top k.
+        # class's top k: losses certified within 1e-6 (relative) of the optimum, far finer than
+        # the differences that decide a selection.
         losses = np.stack([loss for _, loss in solutions])
         contenders = np.unique(np.argsort(losses, axis=0, kind="stable")[:depth].ravel())
         contenders = contenders[[solutions[i][0] is not None for i in contenders]]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
-                                tol=1e-8, init=[solutions[i][0] for i in contenders])
+                                tol=_TIGHT_TOL, init=[solutions[i][0] for i in contenders])
         self._warn_by_name(caught, contenders)
         for i, solution in zip(contenders, refined):
             solutions[i] = solution
@@ -267,9 +271,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                                        record.lineno)
                 continue
             names = [self.expert_names_[experts[i]] for i in stalled]
-            warnings.warn(f"CHCO did not converge tightly (tol 1e-8) for experts {names}: "
-                          "their reuse losses may be slightly above the optimum",
-                          ConvergenceWarning, stacklevel=4)
+            warnings.warn(f"CHCO did not converge tightly (tol {_TIGHT_TOL}) for experts "
+                          f"{names}: their reuse losses may be slightly above the optimum",
+                          ConvergenceWarning, stacklevel=5)
 
     # Rule out experts by their loss bounds without solving (Random^MLL needs every loss).
     _prune = True
