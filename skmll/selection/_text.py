@@ -56,9 +56,7 @@ class SentenceEncoder:
         key = (self._path(), self.device)
         with _MODELS_LOCK:
             if key not in _MODELS:
-                from sentence_transformers import SentenceTransformer
-
-                _MODELS[key] = SentenceTransformer(key[0], device=self.device)
+                _MODELS[key] = _load_sentence_transformer(key[0], self.device)
             return _MODELS[key]
 
     @property
@@ -83,6 +81,21 @@ class SentenceEncoder:
 
     def __repr__(self):
         return f"SentenceEncoder({self.model_path or 'all-MiniLM-L6-v2'!r})"
+
+
+def _load_sentence_transformer(path, device):
+    """The model, without transformers' per-weight progress bar (a second's work, shown even
+    where skmll runs with ``verbose=0``); the caller's progress-bar setting comes back."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(path, device=device)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def default_text_encoder():
