@@ -13,7 +13,7 @@ from .hub import as_image_batch, run_expert
 from .reuse._ensemble import ensemble_scores
 from .reuse._patch import normalise_rows, patch_probabilities
 from .reuse._profile import log_profiles, profile_posterior
-from .selection._chco import chco_lower_bounds, chco_many, heu
+from .selection._chco import chco_lower_bounds, chco_many, head_class_probabilities, heu
 from .selection._matching import exact_name_matches, mutual_best_match
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
@@ -234,19 +234,22 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return nodes, similarity
 
     def _reuse_problems(self, labels, node_rows):
-        """Each expert's (heads x classes) CHCO input for the matched nodes."""
-        use_probability = self.label_statistic == "probability"
-        matrices = []
+        """Each expert's (heads x classes) head-class probabilities P for the matched nodes,
+        made once here: bounds, screening and the tight solve all read them."""
+        problems = []
         for label in labels:
-            rows = label.probabilities if use_probability else label.scores
-            matrices.append(np.asarray(rows[node_rows], dtype=np.float64).T)
-        return matrices, use_probability
+            if self.label_statistic == "probability":
+                P = np.asarray(label.probabilities[node_rows], dtype=np.float64).T
+                problems.append(P / P.sum(axis=0))   # mixed means of softmaxes: sums are 1
+            else:
+                problems.append(head_class_probabilities(label.scores[node_rows].T))   # Eq. 4
+        return problems
 
-    def _solve(self, matrices, use_probability):
+    def _solve(self, matrices):
         if self.combination == "heu":
-            return [heu(m, probabilities=use_probability) for m in matrices]
+            return [heu(P, probabilities=True) for P in matrices]
         depth = 4 * int(self.k)   # contenders per class: a margin over the k that are kept
-        solutions = self._screen(matrices, use_probability, depth)
+        solutions = self._screen(matrices, depth)
         # Solve tightly, from where the loose pass stopped, the experts that can enter some
         # class's top k: losses certified within 1e-6 (relative) of the optimum, far finer than
         # the differences that decide a selection.
@@ -255,7 +258,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         contenders = contenders[[solutions[i][0] is not None for i in contenders]]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            refined = chco_many([matrices[i] for i in contenders], probabilities=use_probability,
+            refined = chco_many([matrices[i] for i in contenders], probabilities=True,
                                 tol=_TIGHT_TOL, init=[solutions[i][0] for i in contenders])
         self._warn_by_name(caught, contenders)
         for i, solution in zip(contenders, refined):
@@ -278,7 +281,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     # Rule out experts by their loss bounds without solving (Random^MLL needs every loss).
     _prune = True
 
-    def _screen(self, matrices, use_probability, depth):
+    def _screen(self, matrices, depth):
         """Loose CHCO solutions (objective within ~1e-4 of the optimum), in rounds.
 
         Each round solves, per class, the ``depth`` unsolved experts with the smallest lower
@@ -289,13 +292,13 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         with warnings.catch_warnings():
             # The pass only screens: a contender that it leaves unconverged is solved again.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return self._screen_rounds(matrices, use_probability, depth)
+            return self._screen_rounds(matrices, depth)
 
-    def _screen_rounds(self, matrices, use_probability, depth):
+    def _screen_rounds(self, matrices, depth):
         n_experts = len(matrices)
         if not self._prune or n_experts <= depth:
-            return chco_many(matrices, probabilities=use_probability, tol=1e-4, max_iter=300)
-        bounds = chco_lower_bounds(matrices, probabilities=use_probability)
+            return chco_many(matrices, probabilities=True, tol=1e-4, max_iter=300)
+        bounds = chco_lower_bounds(matrices, probabilities=True)
         solutions = [(None, np.full(bounds.shape[1], np.inf))] * n_experts
         losses = np.full(bounds.shape, np.inf)
         threshold = np.full(bounds.shape[1], np.inf)
@@ -306,8 +309,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             if not len(batch):
                 return solutions
             for i, solution in zip(batch, chco_many([matrices[i] for i in batch], tol=1e-4,
-                                                    probabilities=use_probability,
-                                                    max_iter=300)):
+                                                    probabilities=True, max_iter=300)):
                 solutions[i] = solution
                 losses[i] = np.where(np.isfinite(solution[1]), solution[1], np.finfo(float).max)
             threshold = np.sort(losses, axis=0)[min(int(self.k), n_experts) - 1]
@@ -355,8 +357,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.reuse_losses_ = np.zeros((len(labels), 0))
         if len(matched) == 0 or not labels:
             return np.zeros(len(classes), dtype=bool)
-        matrices, use_probability = self._reuse_problems(labels, node_of_class[matched])
-        solutions = self._solve(matrices, use_probability)
+        solutions = self._solve(self._reuse_problems(labels, node_of_class[matched]))
         losses = np.stack([loss for _, loss in solutions])
         self.reuse_losses_ = losses
         picks = self._pick(losses)
@@ -399,29 +400,32 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     # --- predict: reuse ---------------------------------------------------------------------
 
     def _serving_plan(self):
-        """Distinct experts to run: (name, expert, its (heads x covered classes) weights)."""
+        """Distinct experts to run, each with what reads its softmax output: its log profiles
+        (profile reuse) or its (heads x covered classes) head weights (Eq. 12). Built once per
+        ``predict_proba`` call, not per batch."""
         names = sorted({name for c in self.covered_classes_ for name, _, _ in self.experts_[c]},
                        key=self.expert_names_.index)
         plan = []
         for name in names:
             expert = self.labeler.hub_[name]
-            width = max(2, int(expert.n_outputs))
-            combination = np.zeros((width, len(self.covered_classes_)))
-            for j, c in enumerate(self.covered_classes_):
-                for served_by, _, weights in self.experts_[c]:
-                    if served_by == name:
-                        combination[:, j] = weights
-            plan.append((name, expert, combination))
+            if self.reuse == "profile":
+                reader = log_profiles(self.profiles_[name])
+            else:
+                reader = np.zeros((max(2, int(expert.n_outputs)), len(self.covered_classes_)))
+                for j, c in enumerate(self.covered_classes_):
+                    for served_by, _, weights in self.experts_[c]:
+                        if served_by == name:
+                            reader[:, j] = weights
+            plan.append((expert, reader))
         return plan
 
-    def _expert_proba(self, images):
-        plan = self._serving_plan()
+    def _expert_proba(self, images, plan):
         outputs = [softmax(run_expert(expert, images).astype(np.float64), axis=1)
-                   for _, expert, _ in plan]
+                   for expert, _ in plan]
+        readers = [reader for _, reader in plan]
         if self.reuse == "profile":
-            return profile_posterior(outputs, [log_profiles(self.profiles_[name])
-                                               for name, _, _ in plan])
-        return normalise_rows(ensemble_scores(outputs, [c for _, _, c in plan]))
+            return profile_posterior(outputs, readers)
+        return normalise_rows(ensemble_scores(outputs, readers))
 
     def predict_proba(self, X):
         """Class probabilities; columns follow ``classes_`` and rows sum to 1.
@@ -437,16 +441,17 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         images = as_image_batch(X)
+        plan = self._serving_plan()
         starts = range(0, len(images), self.batch_size)
-        chunks = [self._proba_chunk(images[i:i + self.batch_size])
+        chunks = [self._proba_chunk(images[i:i + self.batch_size], plan)
                   for i in progress(starts, verbose=self.verbose, desc="predicting", unit="batch")]
         return np.concatenate(chunks)
 
-    def _proba_chunk(self, images):
+    def _proba_chunk(self, images, plan):
         covered = self._covered_mask
         if not covered.any():
             return normalise_rows(self.general_model.predict_proba(images, list(self.classes_)))
-        expert_proba = self._expert_proba(images)
+        expert_proba = self._expert_proba(images, plan)
         if covered.all():
             return expert_proba
         general = np.asarray(self.general_model.predict_proba(images, list(self.classes_)))
