@@ -392,7 +392,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array(classes, dtype=object)
         self.covered_classes_ = covered
         self.uncovered_classes_ = uncovered
-        self.coverage_ = len(covered) / len(_check_classes(self.classes))
+        self.coverage_ = len(covered) / len(served)   # of all the classes asked for
         self._covered_mask = np.isin(self.classes_, covered)
         used = {name for c in covered for name, _, _ in self.experts_[c]}
         self.n_models_used_ = len(used)
@@ -472,7 +472,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                self.reuse == "profile" else "head combinations weighted by entropy (Eq. 12-13)")
         lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used; "
                  f"reuse: {how}"]
-        for c in _check_classes(self.classes):
+        for c in self.matched_nodes_:   # every class asked for, in order
             match = self.matched_nodes_.get(c)
             where = f"{match[0]} (similarity {match[1]:.2f})" if match else "no node"
             lines.append(f"{c!r} -> {where}")
