@@ -17,7 +17,7 @@ from ._base import (
     run_expert,
 )
 from ._hf_expert import HFExpert
-from ._images import as_image_batch, preprocess
+from ._images import MixedSizeBatch, as_image_batch, map_size_groups, preprocess
 from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
 from ._onnx_expert import OnnxExpert
@@ -32,6 +32,7 @@ __all__ = [
     "HFExpert",
     "KerasExpert",
     "MemoizedExpert",
+    "MixedSizeBatch",
     "ModelHub",
     "OnnxExpert",
     "TimmExpert",
@@ -40,6 +41,7 @@ __all__ = [
     "create_expert",
     "expert_fingerprint",
     "list_expert_sources",
+    "map_size_groups",
     "n_heads",
     "load_torch_weights",
     "preprocess",

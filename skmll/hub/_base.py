@@ -1,25 +1,56 @@
 """The expert protocol, the hub that holds experts, and the shared adapter machinery.
 
-An expert is any object with ``name`` (str), ``n_outputs`` (int) and ``logits(images)``, where
-``images`` is a float32 batch ``(n, H, W, 3)`` in [0, 1] and the result is ``(n, n_outputs)``.
-skmll never sees what an expert's outputs mean: only their values.
+An expert is any object with ``name`` (str), ``n_outputs`` (int) and ``logits(images)``; see
+:class:`Expert` for exactly what it receives and returns. skmll never sees what an expert's
+outputs mean: only their values.
 """
 
 import importlib
 import pkgutil
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ..utils import hash_array, hash_json, new_hasher
-from ._images import preprocess
+from ._images import MixedSizeBatch, map_size_groups, preprocess
 
 
 @runtime_checkable
 class Expert(Protocol):
-    """What skmll needs of a classifier: a name, an output size and logits."""
+    """What skmll needs of a classifier: a name, an output size and logits.
+
+    ``logits(images)`` receives a float32 NumPy array of shape ``(n, H, W, 3)``: RGB, channels
+    last, values in [0, 1] (grayscale images have the gray value in all three channels; alpha
+    is dropped). H and W are the images' own sizes, never changed by skmll: the SDAG's
+    representative images when labelling, the user's images when predicting. All images of one
+    call share one size; images of different sizes come in separate calls, one per size (rows
+    are put back in order), so an expert must resize to its own input size itself. The array
+    is the expert's own copy: writing into it changes nothing elsewhere. ``logits`` returns
+    finite ``(n, n_outputs)`` logits, a NumPy array or a torch tensor. skmll never calls an
+    expert on anything else (no probe images).
+
+    Labels are cached on disk only for an expert with a ``fingerprint`` attribute: a str that
+    names the function it computes and changes whenever that function changes (weights,
+    preprocessing or code), e.g. ``"my-net-v3"`` or a hash of its weights file. Two experts
+    with the same ``fingerprint`` and ``n_outputs`` share cached labels. Without a
+    ``fingerprint`` the expert is pre-tested in memory at every ``fit`` and nothing of it is
+    stored, since no key derived from arbitrary code can tell two functions apart. The adapters
+    (:class:`TorchExpert`, :class:`OnnxExpert`, ...) hash their weights and preprocessing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Brightness:
+    ...     name, n_outputs, fingerprint = "brightness", 2, "brightness-v1"
+    ...     def logits(self, images):
+    ...         m = images.mean(axis=(1, 2, 3))
+    ...         return np.stack([1 - m, m], axis=1)
+    >>> isinstance(Brightness(), Expert)
+    True
+    """
 
     name: str
     n_outputs: int
@@ -46,15 +77,32 @@ def n_heads(expert):
 
 
 def run_expert(expert, images):
-    """Call ``expert.logits`` and check what comes back; returns float32 ``(n, n_heads)``.
+    """Call ``expert.logits`` on a canonical batch and check what comes back.
+
+    Images of different sizes (a :class:`MixedSizeBatch`) go to the expert in one call per
+    size, and the rows come back in order. An expert that is not a :class:`BaseExpert` gets its
+    own copy of the images, so writing into them changes neither the caller's array nor what
+    the next expert sees. No call is made for an empty batch.
+
+    Returns
+    -------
+    ndarray of shape (n, n_heads), float32
 
     Raises
     ------
     ExpertError
         When the expert raises, or its output has the wrong shape or non-finite values.
     """
+    if len(images) == 0:
+        return np.zeros((0, n_heads(expert)), dtype=np.float32)
+    return map_size_groups(partial(_run_on_one_size, expert), images)
+
+
+def _run_on_one_size(expert, images):
+    # Adapters make new tensors from their input; user code may write into it.
+    given = images if isinstance(expert, BaseExpert) else images.copy()
     try:
-        out = expert.logits(images)
+        out = expert.logits(given)
     except Exception as exc:  # any failure inside user code is reported with the expert's name
         raise ExpertError(expert.name, f"logits() raised {type(exc).__name__}: {exc}") from exc
     out = out.detach().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
@@ -72,19 +120,33 @@ def run_expert(expert, images):
 
 
 def expert_fingerprint(expert):
-    """A content key for an expert's function.
+    """The key of an expert's cached work, or None when it must not be cached.
 
-    Uses ``expert.fingerprint`` (adapters hash their weights and preprocessing) when present;
-    otherwise the expert's outputs on a fixed, seeded probe batch.
+    An expert that declares a str ``fingerprint`` (every adapter does: a hash of its weights
+    and preprocessing) is keyed by it and its ``n_outputs``. For any other expert no key can be
+    derived safely from arbitrary code (two different functions can agree on any probe), so
+    the answer is None: its work is done in memory and never stored or loaded. Two None
+    identities are not equal experts. The expert is never called.
+
+    Examples
+    --------
+    >>> class Declared:
+    ...     name, n_outputs, fingerprint = "declared", 3, "declared-v2"
+    ...     def logits(self, images): ...
+    >>> class Anonymous:
+    ...     name, n_outputs = "anonymous", 3
+    ...     def logits(self, images): ...
+    >>> expert_fingerprint(Declared()) == expert_fingerprint(Declared())   # same declared key
+    True
+    >>> print(expert_fingerprint(Anonymous()))
+    None
     """
     # Content only: two experts that compute the same function share their cached work,
     # whatever their names or wrapper classes.
     declared = getattr(expert, "fingerprint", None)
     if isinstance(declared, str):
         return hash_json([int(expert.n_outputs), declared])
-    probe = np.random.default_rng(0).random((4, 64, 64, 3), dtype=np.float32)
-    out = np.round(run_expert(expert, probe).astype(np.float64), 4)
-    return hash_json([int(expert.n_outputs), "probe", hash_array(out)])
+    return None
 
 
 def _validate_expert(expert, position):
@@ -180,7 +242,12 @@ class BaseExpert:
                           channels=self.channels, scale=self.scale, layout=self.layout)
 
     def logits(self, images):
-        """Logits for a float32 batch ``(n, H, W, 3)`` in [0, 1]; returns ``(n, n_outputs)``."""
+        """Logits for a float32 batch ``(n, H, W, 3)`` in [0, 1]; returns ``(n, n_outputs)``.
+
+        A :class:`MixedSizeBatch` is run one size at a time.
+        """
+        if isinstance(images, MixedSizeBatch):
+            return map_size_groups(self.logits, images)
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"{self.name}: images must have shape (n, H, W, 3); "

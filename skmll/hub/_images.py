@@ -1,12 +1,26 @@
 """Image input: one canonical batch format, and the per-expert preprocessing from it.
 
 Every image that enters skmll (``predict`` input, SDAG representative data) is turned once into
-a float32 array ``(n, H, W, 3)`` with values in [0, 1]. Experts take that batch and resize,
-convert channels and normalise inside (``preprocess``), so a batch is decoded once however many
-experts read it.
+float32 RGB pixels in [0, 1], channels last, at its own size: an array ``(n, H, W, 3)`` when the
+images share a size, else a :class:`MixedSizeBatch` that keeps each image at its size and hands
+out same-size groups. Experts take such a batch and resize, convert channels and normalise
+inside (``preprocess``), so a batch is decoded once however many experts read it, and an image
+is processed the same way whatever else is in its batch.
+
+Arrays are read channels last, with one rule and no guessing:
+
+- ``(n, H, W)``: n grayscale images. When W is 1, 3 or 4 this could be a single ``(H, W, C)``
+  image, so it is refused with a message saying how to pass either.
+- ``(n, H, W, C)`` with C in {1, 3, 4} (gray, RGB, RGBA; alpha is dropped). When H is also 1, 3
+  or 4 the array could be NCHW, so it is refused; any other C is refused, with a hint to
+  transpose when axis 1 looks like channels.
+- Pixels: uint8 (0-255), uint16 (0-65535, e.g. 16-bit PNG), bool, or floats in [0, 1].
 """
 
+import numbers
 import os
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +28,147 @@ import torch
 import torch.nn.functional as F
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma
+_CHANNELS = (1, 3, 4)   # gray, RGB, RGBA
+_EXPECTED = ("an array of shape (n, H, W) or (n, H, W, C), channels last, or a list of PIL "
+             "images, image paths or arrays of shape (H, W) or (H, W, C)")
 
 
-def _to_rgb_float(array, what):
-    """One array of rank 3 or 4 (batch) -> float32 (n, H, W, 3) in [0, 1], validated."""
+class MixedSizeBatch(Sequence):
+    """Canonical images of different sizes, each kept at its own size.
+
+    :func:`as_image_batch` returns one when its images do not share a size. It behaves as a
+    read-only sequence of ``(H, W, 3)`` float32 images: ``len``, an int index gives one image,
+    and a slice, an integer array or a boolean mask gives a batch of those images (an ndarray
+    when they share a size). It is not an array: :meth:`size_groups` gives the same-size
+    groups, which is how experts receive it (:func:`map_size_groups`).
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (H, W, 3), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> batch = MixedSizeBatch([np.zeros((4, 6, 3), np.float32), np.ones((5, 5, 3), np.float32),
+    ...                         np.zeros((4, 6, 3), np.float32)])
+    >>> len(batch), batch.sizes
+    (3, [(4, 6), (5, 5), (4, 6)])
+    >>> [(rows.tolist(), group.shape) for rows, group in batch.size_groups()]
+    [([0, 2], (2, 4, 6, 3)), ([1], (1, 5, 5, 3))]
+    >>> batch[::2].shape
+    (2, 4, 6, 3)
+    """
+
+    def __init__(self, images):
+        images = [np.asarray(image, dtype=np.float32) for image in images]
+        by_size = {}
+        for row, image in enumerate(images):
+            if image.ndim != 3 or image.shape[-1] != 3:
+                raise ValueError(f"image {row} must have shape (H, W, 3); got {image.shape}")
+            by_size.setdefault(image.shape, []).append(row)
+        self._groups = [(np.array(rows), np.stack([images[r] for r in rows]))
+                        for rows in by_size.values()]
+        self._where = [None] * len(images)   # row -> (group, position in the group)
+        for g, (rows, _) in enumerate(self._groups):
+            for position, row in enumerate(rows):
+                self._where[row] = (g, position)
+
+    def __len__(self):
+        return len(self._where)
+
+    def __getitem__(self, key):
+        if isinstance(key, numbers.Integral):
+            g, position = self._where[key]
+            return self._groups[g][1][position]
+        rows = range(len(self))[key] if isinstance(key, slice) else self._rows(key)
+        return stack_images([self[row] for row in rows])
+
+    def _rows(self, key):
+        key = np.asarray(key)
+        if key.dtype == np.bool_:
+            if key.shape != (len(self),):
+                raise IndexError(f"boolean index of shape {key.shape} for {len(self)} images")
+            return np.flatnonzero(key)
+        if key.ndim != 1 or not np.issubdtype(key.dtype, np.integer):
+            raise IndexError("index with an int, a slice, a 1-d integer array or a boolean mask; "
+                             f"got {key.dtype} of shape {key.shape}")
+        return key
+
+    @property
+    def sizes(self):
+        """list of (H, W): each image's size, in order."""
+        return [self._groups[g][1].shape[1:3] for g, _ in self._where]
+
+    def size_groups(self):
+        """``[(rows, batch)]``: the row numbers of each size and their ``(k, H, W, 3)`` batch.
+
+        Groups come in the order of their first image.
+        """
+        return list(self._groups)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"a MixedSizeBatch holds images of {len(self._groups)} sizes and is not one array; "
+            "take its same-size groups with size_groups() or skmll.hub.map_size_groups")
+
+    def __repr__(self):
+        sizes = ", ".join(f"{len(rows)} of {batch.shape[1]}x{batch.shape[2]}"
+                          for rows, batch in self._groups)
+        return f"MixedSizeBatch({sizes})"
+
+
+def stack_images(images):
+    """Canonical ``(H, W, 3)`` images as one batch: an ndarray when they share a size, else a
+    :class:`MixedSizeBatch`."""
+    images = list(images)
+    if len({image.shape for image in images}) == 1:
+        return np.stack(images)
+    return MixedSizeBatch(images)
+
+
+def size_groups(images):
+    """``[(rows, batch)]`` same-size groups of a canonical batch (one group for an array)."""
+    if isinstance(images, MixedSizeBatch):
+        return images.size_groups()
+    return [(np.arange(len(images)), images)]
+
+
+def map_size_groups(function, images):
+    """``function`` applied to each same-size group of ``images``, rows back in their order.
+
+    ``function`` takes a ``(k, H, W, 3)`` array and returns k rows (ndarray or tensor). An
+    array batch is passed as it is, in one call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> batch = as_image_batch([np.zeros((4, 4), np.uint8), np.full((6, 2), 255, np.uint8),
+    ...                         np.zeros((4, 4), np.uint8)])
+    >>> map_size_groups(lambda group: group.mean(axis=(1, 2, 3)), batch).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    results = [(rows, function(batch)) for rows, batch in size_groups(images)]
+    if len(results) == 1:
+        return results[0][1]
+    if not results:
+        raise ValueError("no images to process: the batch is empty")
+    # Stacked group by group, row p holds image rows[p]; the inverse permutation restores order.
+    order = np.argsort(np.concatenate([rows for rows, _ in results]), kind="stable")
+    parts = [part for _, part in results]
+    if torch.is_tensor(parts[0]):
+        return torch.cat(parts)[torch.from_numpy(order)]
+    return np.concatenate([np.asarray(part) for part in parts])[order]
+
+
+def _pixels_to_float(array, what):
+    """Pixel values -> float32 in [0, 1], by dtype; anything without a known range is refused."""
     if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif array.dtype == np.bool_:
-        array = array.astype(np.float32)
-    elif np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:   # 16-bit PNG and TIFF
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
         # Checked before the cast to float32, which would turn values beyond its range into inf.
         if not np.isfinite(array).all():
             raise ValueError(f"{what} contain NaN or infinite values")
@@ -32,45 +178,112 @@ def _to_rgb_float(array, what):
                 f"float {what} must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] "
                 "(pass uint8 images, or divide by 255)"
             )
-        array = array.astype(np.float32, copy=False)
-    else:
-        raise TypeError(f"{what} must be uint8, bool or floating point; got dtype {array.dtype}")
-    if array.ndim == 3:
-        array = array[..., None]
-    if array.ndim != 4:
+        return array.astype(np.float32, copy=False)
+    raise TypeError(f"{what} must be uint8 (0-255), uint16 (0-65535), bool or floats in [0, 1]; "
+                    f"got dtype {array.dtype} (cast to uint8 if the values are 0-255 pixels)")
+
+
+def _check_batch_layout(shape, what, assume_channels_last=False):
+    """Refuse array shapes that are not, or not only, a channels-last batch."""
+    if len(shape) == 3 and shape[-1] in _CHANNELS and not assume_channels_last:
         raise ValueError(
-            f"{what} must have shape (n, H, W) or (n, H, W, C); got shape {array.shape}"
-        )
+            f"{what} of shape {shape} are ambiguous: one (H, W, C) image, or {shape[0]} grayscale "
+            f"images {shape[2]} pixel(s) wide? Pass one image as X[None] (or in a list), a "
+            "grayscale batch as X[..., None]")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"{what} must be {_EXPECTED}; got an array of shape {shape}")
+    if len(shape) == 4:
+        _check_channels_last(shape, what, None if assume_channels_last else shape[1])
+
+
+def _check_channels_last(shape, what, height):
+    """``shape`` ends in channels; ``height`` is the axis an NCHW reading would call channels
+    (None: the layout is known to be channels last)."""
+    if shape[-1] not in _CHANNELS:
+        hint = (f"; axis {len(shape) - 3} looks like channels (NCHW): transpose to channels last "
+                "first, e.g. X.transpose(0, 2, 3, 1)" if height in _CHANNELS else "")
+        raise ValueError(f"{what} must have 1, 3 or 4 channels in the last axis; got shape "
+                         f"{shape}{hint}")
+    if height in _CHANNELS:
+        raise ValueError(
+            f"{what} of shape {shape} are ambiguous: {height} pixel(s) tall with {shape[-1]} "
+            f"channels last, or {height} channels first (NCHW)? skmll reads channels last and "
+            "refuses images 1, 3 or 4 pixels tall as arrays: transpose NCHW arrays to channels "
+            "last, or pass such small images as PIL images")
+
+
+def _to_rgb(array, what):
+    """A validated channels-last float array (n, H, W, C) -> contiguous (n, H, W, 3)."""
+    if 0 in array.shape:
+        raise ValueError(f"{what} are empty: shape {array.shape}")
     channels = array.shape[-1]
     if channels == 1:
         array = np.repeat(array, 3, axis=-1)
     elif channels == 4:
         array = array[..., :3]  # drop alpha
-    elif channels != 3:
-        raise ValueError(
-            f"{what} must have 1, 3 or 4 channels in the last axis; got shape {array.shape}"
-        )
-    if 0 in array.shape:
-        raise ValueError(f"{what} are empty: shape {array.shape}")
     return np.ascontiguousarray(array)
 
 
-def _decode_one(item, index):
-    """A path, PIL image or per-image array -> an (H, W, C) array."""
+def _array_batch(array, what, assume_channels_last):
+    """An array of images with a leading batch axis -> float32 (n, H, W, 3)."""
+    _check_batch_layout(array.shape, what, assume_channels_last)
+    array = _pixels_to_float(array, what)
+    return _to_rgb(array if array.ndim == 4 else array[..., None], what)
+
+
+def _pil_pixels(img, what):
+    """A PIL image's pixels: 16-bit modes at full depth, float mode as is, the rest as RGB."""
+    if img.mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16)   # native byte order whatever the file's
+    if img.mode == "F":
+        return np.asarray(img)
+    if img.mode == "I":
+        raise TypeError(f"{what} has PIL mode 'I' (32-bit integers), whose pixel range is "
+                        "unknown; convert it to 'I;16', 'L' or 'RGB' first")
+    return np.asarray(img.convert("RGB"))
+
+
+def _decode_one(item, what):
+    """A path, PIL image or per-image array -> a validated (H, W, C) array, channels last."""
     if isinstance(item, (str, os.PathLike)):
         from PIL import Image
 
         try:
             with Image.open(item) as img:
-                return np.asarray(img.convert("RGB"))
+                return _pil_pixels(img, what)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"image {index} ({item}) could not be read: {exc}") from exc
-    if hasattr(item, "convert") and hasattr(item, "size"):  # a PIL image
-        return np.asarray(item.convert("RGB"))
-    array = np.asarray(item)
-    if array.ndim not in (2, 3):
-        raise ValueError(f"image {index} must have shape (H, W) or (H, W, C); got {array.shape}")
+            raise ValueError(f"{what} ({item}) could not be read: {exc}") from exc
+    if hasattr(item, "convert") and hasattr(item, "mode"):  # a PIL image
+        return _pil_pixels(item, what)
+    array = item.detach().cpu().numpy() if torch.is_tensor(item) else np.asarray(item)
+    if array.dtype == object or array.ndim not in (2, 3):
+        raise TypeError(f"{what} must be a PIL image, an image path or an array (H, W) or "
+                        f"(H, W, C); got {_describe(item)}")
+    if array.ndim == 3:
+        _check_channels_last(array.shape, what, array.shape[0])
     return array
+
+
+def _item_image(item, index):
+    """One list item -> float32 (H, W, 3)."""
+    what = f"image {index}"
+    array = _pixels_to_float(_decode_one(item, what), what)
+    return _to_rgb(array[None] if array.ndim == 3 else array[None, ..., None], what)[0]
+
+
+def _describe(value):
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__} of shape {shape}" if shape is not None else repr(value)[:80]
+
+
+def _check_container(X, what):
+    """Refuse what cannot be a collection of images, naming what was given."""
+    if isinstance(X, (str, os.PathLike)):
+        raise TypeError(f"{what} must be {_EXPECTED}; got a single path {X!r} (pass [path])")
+    if hasattr(X, "convert") and hasattr(X, "mode"):
+        raise TypeError(f"{what} must be {_EXPECTED}; got a single PIL image (pass [image])")
+    if isinstance(X, (bytes, Mapping)) or not isinstance(X, Iterable):
+        raise TypeError(f"{what} must be {_EXPECTED}; got {_describe(X)}")
 
 
 def _resize_rgb(batch, size):
@@ -83,44 +296,63 @@ def _resize_rgb(batch, size):
     return tensor.clamp_(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def as_image_batch(X, *, image_size=None, what="images"):
-    """Validate and convert images to a float32 batch ``(n, H, W, 3)`` in [0, 1].
+def as_image_batch(X, *, image_size=None, what="images", assume_channels_last=False):
+    """Validate and convert images to a canonical batch: float32 RGB in [0, 1], channels last.
+
+    Each image keeps its own size unless ``image_size`` is given, so what an expert computes
+    for an image never depends on the other images of the batch.
 
     Parameters
     ----------
-    X : ndarray of shape (n, H, W) or (n, H, W, C), or list of PIL images, paths or arrays
-        uint8 pixels (0-255) or floats in [0, 1]. Grayscale is replicated to RGB, alpha dropped.
+    X : ndarray or tensor (n, H, W) or (n, H, W, C), or list of PIL images, paths or arrays
+        Channels last (C in 1, 3, 4; grayscale is replicated to RGB, alpha dropped); uint8
+        (0-255), uint16 (0-65535), bool or floats in [0, 1]. List items are single images,
+        ``(H, W)`` or ``(H, W, C)``. Ambiguous shapes are refused (see the module docstring).
     image_size : (int, int) or None
-        Resize every image to this (H, W). When None, images of different sizes in a list are
-        resized to 224 x 224; same-size images keep their size.
+        Resize every image to this (H, W); None keeps each image's size.
     what : str
         Name used in error messages.
+    assume_channels_last : bool, default=False
+        Read any ``(n, H, W)`` array as grayscale images and any 4-D array as channels last,
+        without refusing the ambiguous shapes: for arrays whose owner has declared that layout
+        (a SemanticDAG's data). The last axis of a 4-D array must still be 1, 3 or 4.
 
     Returns
     -------
-    batch : ndarray of shape (n, H, W, 3), float32
+    batch : ndarray of shape (n, H, W, 3), float32, or MixedSizeBatch
+        A MixedSizeBatch when the images have different sizes and ``image_size`` is None.
+
+    Raises
+    ------
+    TypeError
+        For input that is not images (None, a number, a single path or PIL image, a dict) and
+        for pixel dtypes with no known range.
+    ValueError
+        For empty, ambiguous or wrongly shaped arrays, values out of range, unreadable files.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_image_batch(np.zeros((2, 8, 8), np.uint8)).shape
+    (2, 8, 8, 3)
+    >>> as_image_batch([np.zeros((8, 8), np.uint8), np.zeros((5, 7, 3), np.uint8)])
+    MixedSizeBatch(1 of 8x8, 1 of 5x7)
     """
-    if isinstance(X, np.ndarray) or torch.is_tensor(X):
-        X = np.asarray(X)
-        if X.ndim < 3:
-            raise ValueError(
-                f"{what} must have shape (n, H, W) or (n, H, W, C); got shape {X.shape}"
-            )
-        batch = _to_rgb_float(X, what)
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        X = list(X)   # a ragged array of images is a list of images
+    if isinstance(X, MixedSizeBatch):
+        batch = X
+    elif isinstance(X, np.ndarray) or torch.is_tensor(X):
+        batch = _array_batch(X.detach().cpu().numpy() if torch.is_tensor(X) else X, what,
+                             assume_channels_last)
     else:
-        if isinstance(X, (str, os.PathLike)):
-            raise TypeError(f"{what} must be an array or a list of images; got a single path {X!r}")
+        _check_container(X, what)
         items = list(X)
         if not items:
             raise ValueError(f"{what} are empty: got an empty list")
-        arrays = [_to_rgb_float(_decode_one(item, i)[None], f"image {i}")
-                  for i, item in enumerate(items)]
-        sizes = {a.shape[1:3] for a in arrays}
-        target = image_size if image_size is not None else (
-            next(iter(sizes)) if len(sizes) == 1 else (224, 224))
-        batch = np.concatenate([_resize_rgb(a, target) for a in arrays])
+        batch = stack_images([_item_image(item, i) for i, item in enumerate(items)])
     if image_size is not None:
-        batch = _resize_rgb(batch, image_size)
+        batch = map_size_groups(lambda group: _resize_rgb(group, image_size), batch)
     return batch
 
 
@@ -130,7 +362,7 @@ def preprocess(images, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
 
     Parameters
     ----------
-    images : ndarray (n, H, W, 3), float32 in [0, 1]
+    images : ndarray (n, H, W, 3), float32 in [0, 1], or MixedSizeBatch
     input_size : (int, int)
         The expert's input (H, W).
     mean, std : sequence of float
@@ -145,6 +377,9 @@ def preprocess(images, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
     -------
     torch.Tensor, float32, in the requested layout.
     """
+    if isinstance(images, MixedSizeBatch):   # resized group by group, then one tensor
+        return map_size_groups(partial(preprocess, input_size=input_size, mean=mean, std=std,
+                                       channels=channels, scale=scale, layout=layout), images)
     tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
     if tuple(tensor.shape[2:]) != tuple(input_size):
         tensor = F.interpolate(tensor, size=tuple(input_size), mode="bilinear", antialias=True,

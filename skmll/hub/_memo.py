@@ -3,7 +3,6 @@
 import numpy as np
 
 from ..utils import hash_array, hash_json, load_record, resolve_cache_dir, save_record
-from ._base import expert_fingerprint
 
 
 class MemoizedExpert:
@@ -12,13 +11,15 @@ class MemoizedExpert:
     Evaluations that run many classifiers (benchmarks, grid searches, a demo run twice) send the
     same images to the same experts; this wrapper computes each (expert, image) once. Keys are
     the expert's fingerprint and the image bytes, so a changed model or image never gets stale
-    outputs. It labels like the wrapped expert (same fingerprint, same cached labels).
+    outputs. It labels like the wrapped expert (same fingerprint, same cached labels). An
+    expert without a declared ``fingerprint`` is remembered in memory only, by this wrapper.
 
     Parameters
     ----------
     expert : Expert
     cache_dir : path, None or False, default=False
         Also keep each call's outputs on disk (None: the default folder); False: memory only.
+        Only used when the expert declares a ``fingerprint``.
 
     Examples
     --------
@@ -41,15 +42,16 @@ class MemoizedExpert:
         self.name = expert.name
         self.n_outputs = expert.n_outputs
         declared = getattr(expert, "fingerprint", None)
-        # Keep a declared fingerprint as is, so labels cached for the bare expert are reused.
-        self.fingerprint = declared if isinstance(declared, str) else expert_fingerprint(expert)
+        # Keep a declared fingerprint as is, so labels cached for the bare expert are reused;
+        # without one there is no safe key (see expert_fingerprint), so nothing goes to disk.
+        self.fingerprint = declared if isinstance(declared, str) else None
         self.cache_dir = cache_dir
         self._memory = {}
 
     def logits(self, images):
         images = np.asarray(images)
-        key = hash_json([self.fingerprint, hash_array(images)])
-        folder = resolve_cache_dir(self.cache_dir)
+        folder = resolve_cache_dir(self.cache_dir) if self.fingerprint is not None else None
+        key = hash_json([self.fingerprint, hash_array(images)]) if folder is not None else None
         record = load_record(folder / "outputs", key) if folder is not None else None
         if record is not None:
             return record[0]["logits"]

@@ -1,15 +1,20 @@
 """Any ``torch.nn.Module`` classifier as an expert."""
 
 import copy
+from collections.abc import Mapping
 
 import torch
 
-from ._base import BaseExpert, hash_state_dict, register_expert
+from ._base import BaseExpert, ExpertError, hash_state_dict, register_expert
 
 
 @register_expert("torch")
 class TorchExpert(BaseExpert):
     """Wrap an ``nn.Module`` that maps ``(n, C, H, W)`` inputs to ``(n, n_outputs)`` logits.
+
+    The module may return the logits tensor itself, a tuple or list whose first element is the
+    logits (as many model libraries do), or an object with a ``logits`` tensor (attribute or
+    key, as Hugging Face models do); anything else is an :class:`ExpertError`.
 
     Parameters
     ----------
@@ -63,6 +68,8 @@ class TorchExpert(BaseExpert):
         self.module.to(memory_format=torch.channels_last)
         try:
             return self._probe_outputs()
+        except ExpertError:   # a bad output is not a layout problem
+            raise
         except RuntimeError:
             self.channels_last = False
             self.module.to(memory_format=torch.contiguous_format)
@@ -80,7 +87,18 @@ class TorchExpert(BaseExpert):
 
     def _call(self, tensor):
         out = self.module(tensor)
-        return getattr(out, "logits", out)  # modules returning output objects
+        if torch.is_tensor(out):
+            return out
+        logits = getattr(out, "logits", None)
+        if logits is None and isinstance(out, Mapping):
+            logits = out.get("logits")
+        if logits is None and isinstance(out, (tuple, list)) and out:
+            logits = out[0]
+        if not torch.is_tensor(logits):
+            raise ExpertError(self.name, f"the module returned {type(out).__name__}; expected a "
+                              "logits tensor, a tuple or list starting with one, or an object "
+                              "with a 'logits' tensor")
+        return logits
 
     def _forward(self, tensor):
         tensor = tensor.to(self.device, memory_format=self._memory_format)

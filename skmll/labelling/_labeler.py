@@ -130,10 +130,11 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         for expert in hub:
             try:
                 fingerprint = expert_fingerprint(expert)
-            except Exception as exc:  # the probe pass of a protocol-only expert failed
+            except Exception as exc:  # an adapter could not hash its weights
                 failures[expert.name] = str(exc)
                 continue
-            rows[expert.name] = (fingerprint, store.load(fingerprint))
+            # No fingerprint, no safe key: such an expert's sums are neither loaded nor stored.
+            rows[expert.name] = (fingerprint, store.load(fingerprint) if fingerprint else {})
             known = rows[expert.name][1]
             missing = [n for n in with_images if node_keys[n] not in known]
             tasks += [(expert, shard)
@@ -162,7 +163,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
                 for i, node in enumerate(nodes):
                     known[node_keys[node]] = (logit_sums[i], probability_sums[i], int(counts[i]))
             pending[expert.name] -= 1
-            if pending[expert.name] == 0 and expert.name not in failures:
+            if pending[expert.name] == 0 and expert.name not in failures and rows[expert.name][0]:
                 store.save(rows[expert.name][0], expert.name, rows[expert.name][1])
 
     def _finish(self, hub, rows, failures):

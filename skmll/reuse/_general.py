@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import softmax
 
-from ..hub import preprocess, run_expert
+from ..hub import MixedSizeBatch, preprocess, run_expert
 from ..hub._base import n_heads
 from ..selection._text import default_text_encoder, embed_texts
 
@@ -127,6 +127,8 @@ def zero_shot_weights(encode_text, class_names, templates, *, batch_size=256):
 
 
 def _canonical_batch(images, who):
+    if isinstance(images, MixedSizeBatch):   # preprocess and run_expert take it size by size
+        return images
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"{who}: images must be a canonical batch of shape (n, H, W, 3); "

@@ -544,7 +544,7 @@ class SemanticDAG:
             chunk = images[start:start + chunk_size]
             try:
                 yield as_image_batch(chunk if isinstance(chunk, np.ndarray) else list(chunk),
-                                     image_size=image_size)
+                                     image_size=image_size, assume_channels_last=True)
             except ValueError as exc:
                 raise ValueError(f"node {node!r}: {exc}") from exc
 

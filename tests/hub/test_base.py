@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import types
 
 import numpy as np
 import pytest
@@ -127,11 +128,12 @@ def test_single_output_expert_becomes_two_heads(images):
                                rtol=1e-5)
 
 
-def test_expert_fingerprint_prefers_the_declared_one_and_probes_otherwise():
-    plain_a, plain_b = ScriptedExpert("p"), ScriptedExpert("p")
-    assert expert_fingerprint(plain_a) == expert_fingerprint(plain_b)
-    other = ScriptedExpert("p", compute=lambda x: -x.mean(axis=(1, 2))[:, :2])
-    assert expert_fingerprint(other) != expert_fingerprint(plain_a)
+def test_expert_fingerprint_is_the_declared_one_or_none_without_calling_the_expert():
+    def never_called(images):
+        raise AssertionError("the fingerprint called the expert")
+
+    plain_a, plain_b = (ScriptedExpert("p", compute=never_called) for _ in range(2))
+    assert expert_fingerprint(plain_a) is None and expert_fingerprint(plain_b) is None
     plain_a.fingerprint = "weights-v1"
     declared = expert_fingerprint(plain_a)
     assert declared != expert_fingerprint(plain_b)
@@ -142,7 +144,7 @@ def test_expert_fingerprint_prefers_the_declared_one_and_probes_otherwise():
 # --- as_image_batch and preprocess ---------------------------------------------------------------
 
 @pytest.mark.parametrize("X, error, message", [
-    (np.zeros((8, 8)), ValueError, r"shape \(n, H, W\) or \(n, H, W, C\)"),
+    (np.zeros((8, 8)), ValueError, r"shape \(n, H, W\) or \(n, H, W, C\).*shape \(8, 8\)"),
     (np.zeros((2, 8, 8, 3, 1)), ValueError, r"shape \(n, H, W\) or \(n, H, W, C\)"),
     (np.zeros((2, 8, 8, 2)), ValueError, "1, 3 or 4 channels"),
     (np.full((2, 8, 8, 3), np.nan), ValueError, "NaN or infinite"),
@@ -150,7 +152,7 @@ def test_expert_fingerprint_prefers_the_declared_one_and_probes_otherwise():
     (np.full((2, 8, 8, 3), -0.1), ValueError, r"must lie in \[0, 1\]"),
     (np.zeros((0, 8, 8, 3)), ValueError, "empty"),
     ([], ValueError, "empty"),
-    (np.zeros((2, 8, 8, 3), dtype=np.int64), TypeError, "uint8, bool or floating point"),
+    (np.zeros((2, 8, 8, 3), dtype=np.int64), TypeError, "uint8 .*got dtype int64"),
     ("photo.jpg", TypeError, "single path"),
 ])
 def test_as_image_batch_rejects_bad_input(X, error, message):
@@ -164,7 +166,7 @@ def test_as_image_batch_scales_uint8_and_replicates_gray():
     assert batch.shape == (2, 4, 5, 3) and batch.dtype == np.float32
     for channel in range(3):
         np.testing.assert_allclose(batch[..., channel], gray / 255.0, rtol=1e-6)
-    rgba = np.random.default_rng(1).random((3, 4, 4, 4), dtype=np.float32)
+    rgba = np.random.default_rng(1).random((3, 5, 4, 4), dtype=np.float32)
     np.testing.assert_array_equal(as_image_batch(rgba), rgba[..., :3])
 
 
@@ -189,12 +191,12 @@ def test_as_image_batch_reports_unreadable_files(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="image 1 .*broken.png"):
-        as_image_batch([np.zeros((4, 4, 3), np.uint8), broken])
+        as_image_batch([np.zeros((6, 6, 3), np.uint8), broken])
 
 
 def test_as_image_batch_sizes():
     mixed = [np.zeros((10, 12, 3), np.uint8), np.full((20, 8), 255, np.uint8)]
-    assert as_image_batch(mixed).shape == (2, 224, 224, 3)  # different sizes: 224 by default
+    assert as_image_batch(mixed).sizes == [(10, 12), (20, 8)]  # different sizes: kept
     resized = as_image_batch(mixed, image_size=(16, 18))
     assert resized.shape == (2, 16, 18, 3)
     np.testing.assert_allclose(resized[0], 0)
@@ -255,6 +257,40 @@ def test_torch_expert_runs_channels_last_when_the_module_allows(images):
             plain = expert.module.to(memory_format=torch.contiguous_format)(
                 torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()).numpy()
         np.testing.assert_allclose(expert.logits(images), plain, rtol=1e-5, atol=1e-6)
+
+
+class _WrappedOutput(torch.nn.Module):
+    """The same small net, its logits wrapped as model libraries return them."""
+
+    def __init__(self, wrap):
+        super().__init__()
+        self.net, self.wrap = small_net(0), wrap
+
+    def forward(self, x):
+        return self.wrap(self.net(x))
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda logits: (logits, logits.mean()),                  # timm features, torchvision aux
+    lambda logits: [logits],
+    lambda logits: types.SimpleNamespace(logits=logits, hidden_states=None),  # Hugging Face
+    lambda logits: {"logits": logits, "pooled": logits[:, :1]},
+], ids=["tuple", "list", "logits-attribute", "logits-key"])
+def test_torch_expert_reads_logits_out_of_wrapped_outputs(images, wrap):
+    """A module returning a tuple used to fail with "'tuple' object has no attribute 'reshape'"."""
+    expert = TorchExpert(_WrappedOutput(wrap), name="wrapped", input_size=(12, 12))
+    plain = TorchExpert(small_net(0), name="plain", input_size=(12, 12))
+    assert expert.n_outputs == 3
+    np.testing.assert_allclose(run_expert(expert, images), plain.logits(images), rtol=1e-6)
+
+
+@pytest.mark.parametrize("wrap", [lambda logits: logits.tolist(), lambda logits: (),
+                                  lambda logits: ("logits", logits)])
+def test_torch_expert_names_an_output_it_cannot_read(wrap):
+    for n_outputs in (None, 3):   # found at construction, by the layout probe
+        with pytest.raises(ExpertError, match="'odd': the module returned (list|tuple); "
+                                              "expected a logits tensor"):
+            TorchExpert(_WrappedOutput(wrap), name="odd", input_size=(12, 12), n_outputs=n_outputs)
 
 
 def test_torch_expert_fingerprint_follows_the_weights(images):
