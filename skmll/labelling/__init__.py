@@ -3,6 +3,7 @@
 from ._labeler import LabellingError, ModelLabeler
 from ._labels import ModelLabel, build_labels, mix_successors
 from ._pretest import NodeStatistics
+from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
-__all__ = ["LabellingError", "ModelLabel", "ModelLabeler", "NodeStatistics", "build_labels",
-           "mix_successors"]
+__all__ = ["LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel", "ModelLabeler",
+           "NodeStatistics", "PrunePlan", "build_labels", "mix_successors"]

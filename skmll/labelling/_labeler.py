@@ -10,9 +10,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..hub import ModelHub, as_image_batch, expert_fingerprint, n_heads, run_expert
-from ..utils import progress, resolve_cache_dir
+from ..utils import progress
 from ._labels import build_labels
-from ._pretest import StatisticsStore, assemble_statistics, node_shards, pretest_shard
+from ._pretest import SharedWork, assemble_statistics, node_shards, pretest_shard
+from ._store import LabelStore
 
 
 class LabellingError(RuntimeError):
@@ -123,7 +124,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         hub = hub if isinstance(hub, ModelHub) else ModelHub(hub)
-        store = StatisticsStore(resolve_cache_dir(self.cache_dir))
+        store = LabelStore.from_cache_dir(self.cache_dir)
         with_images = np.flatnonzero(self.sdag.n_images > 0)
         node_keys = {n: self.sdag.node_data_hash(self.sdag.node_ids[n]) for n in with_images}
         rows, failures, tasks = {}, {}, []
@@ -134,37 +135,43 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
                 failures[expert.name] = str(exc)
                 continue
             # No fingerprint, no safe key: such an expert's sums are neither loaded nor stored.
-            rows[expert.name] = (fingerprint, store.load(fingerprint) if fingerprint else {})
+            rows[expert.name] = (fingerprint, store.load(fingerprint, n_heads=n_heads(expert))
+                                 if store is not None and fingerprint else {})
             known = rows[expert.name][1]
             missing = [n for n in with_images if node_keys[n] not in known]
             tasks += [(expert, shard)
                       for shard in node_shards(self.sdag, missing, self.images_per_shard)]
-        self.n_forward_images_ = sum(int(self.sdag.n_images[s].sum()) for _, s in tasks)
         self._run_tasks(tasks, rows, failures, node_keys, store)
         self._finish(hub, rows, failures)
         return self
 
     def _run_tasks(self, tasks, rows, failures, node_keys, store):
-        """Dispatch the forward passes; store each expert as soon as its last shard is in."""
-        pending = {}
-        for expert, _ in tasks:
-            pending[expert.name] = pending.get(expert.name, 0) + 1
-        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size)
-            for expert, shard in tasks)
-        for (expert, _), result in zip(tasks, progress(results, verbose=self.verbose,
-                                                       total=len(tasks), desc="labelling",
-                                                       unit="task")):
+        """Dispatch the forward passes; store each expert as soon as its last shard is in.
+
+        Each expert is claimed in the store just before its first shard is dispatched; one that
+        another process is labelling into the same directory is left to it and read from its
+        record afterwards (:class:`SharedWork`), so concurrent runs share the work.
+        """
+        experts = list({id(expert): expert for expert, _ in tasks}.values())
+        work = SharedWork(experts, rows, node_keys, store,
+                          lambda nodes: node_shards(self.sdag, nodes, self.images_per_shard))
+
+        def run(claimed_tasks):
+            return Parallel(n_jobs=self.n_jobs, return_as="generator")(
+                delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size)
+                for expert, shard in claimed_tasks)
+
+        self.n_forward_images_ = 0
+        for expert, result in progress(work.results(run), verbose=self.verbose, total=len(tasks),
+                                       desc="labelling", unit="task"):
             nodes, logit_sums, probability_sums, counts, error = result
+            self.n_forward_images_ += int(self.sdag.n_images[nodes].sum())
             if error is not None:
                 failures[expert.name] = error
             else:
                 known = rows[expert.name][1]
                 for i, node in enumerate(nodes):
                     known[node_keys[node]] = (logit_sums[i], probability_sums[i], int(counts[i]))
-            pending[expert.name] -= 1
-            if pending[expert.name] == 0 and expert.name not in failures and rows[expert.name][0]:
-                store.save(rows[expert.name][0], expert.name, rows[expert.name][1])
 
     def _finish(self, hub, rows, failures):
         self.failed_experts_ = dict(failures)

@@ -2,17 +2,20 @@
 
 Work is split into (expert, shard of nodes) tasks; shards depend only on the SDAG, never on
 the number of workers, so serial and distributed runs give identical sums. Each expert's sums
-are stored as soon as its last shard is done, keyed by the expert's fingerprint and each node's
-data hash: an interrupted run resumes, a new expert or a new node costs only its own passes.
+are stored in a :class:`~skmll.labelling.LabelStore` as soon as its last shard is done, keyed by
+the expert's fingerprint and each node's data hash: an interrupted run resumes, a new expert or
+a new node costs only its own passes, and runs sharing a directory share the work.
 """
 
+import threading
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
 
 from ..hub import ExpertError, n_heads, run_expert
-from ..utils import load_record, save_record
+from ..utils import CacheWriteWarning
 
 
 @dataclass
@@ -80,35 +83,129 @@ def pretest_shard(expert, sdag, nodes, batch_size):
     return nodes, logit_sums, probability_sums, counts, None
 
 
-class StatisticsStore:
-    """Per-expert node sums on disk, one record per expert fingerprint, rows keyed by node data."""
+class SharedWork:
+    """The experts a labeler still has to run, claimed one at a time from a shared label store.
 
-    def __init__(self, folder):
-        self.folder = None if folder is None else folder / "labels"
+    An expert is claimed (its lock in the :class:`LabelStore` taken, its record re-read, its
+    missing nodes cut into shards) only when its first shard is about to be dispatched, and
+    released once its rows are merged into its record. Two processes labelling into one
+    directory thus each run the experts the other has not started; an expert held by another
+    process is passed over, then waited for and read from its record. Without a store
+    (``cache_dir=False``) or a fingerprint, an expert is claimed at once and kept in memory.
 
-    def load(self, fingerprint):
-        """dict node data hash -> (logit_sums row, probability_sums row, count)."""
-        if self.folder is None:
-            return {}
-        record = load_record(self.folder, fingerprint)
-        if record is None:
-            return {}
-        arrays, meta = record
-        return {key: (arrays["logit_sums"][i], arrays["probability_sums"][i],
-                      int(arrays["counts"][i]))
-                for i, key in enumerate(meta["node_keys"])}
+    Parameters
+    ----------
+    experts : list of experts
+        Those with nodes missing from their rows, in hub order.
+    rows : dict
+        Expert name -> ``(key or None, {node data hash: row})``; rows are added in place.
+    node_keys : dict
+        Node index -> data hash, for the nodes with images, in order.
+    store : LabelStore or None
+    make_shards : callable
+        Node indices -> list of shards (lists of node indices).
+    """
 
-    def save(self, fingerprint, expert_name, rows):
-        if self.folder is None or not rows:
-            return
-        keys = sorted(rows)
-        save_record(
-            self.folder, fingerprint,
-            {"logit_sums": np.stack([rows[k][0] for k in keys]),
-             "probability_sums": np.stack([rows[k][1] for k in keys]),
-             "counts": np.array([rows[k][2] for k in keys], dtype=np.int64)},
-            {"expert": expert_name, "node_keys": keys},
-        )
+    def __init__(self, experts, rows, node_keys, store, make_shards):
+        self.waiting = list(experts)
+        self.rows = rows
+        self.node_keys = node_keys
+        self.store = store
+        self.make_shards = make_shards
+        self._pending = {}      # name -> shards dispatched and not yet back
+        self._stored = {}       # name -> whether its rows go to the store (lock held)
+        self._failed = set()
+        self._unlocked = set()  # names whose lock could not be taken: kept in memory
+        self._claimed = False
+        self._guard = threading.Lock()
+
+    def results(self, run):
+        """Yield ``(expert, result)`` for every shard run, round after round, until none waits.
+
+        ``run(tasks)`` maps an iterable of ``(expert, shard)`` to the ordered results of
+        :func:`pretest_shard`; the consumer adds each result to ``rows`` before asking for the
+        next one, so that an expert's last result leads to its record being merged.
+        """
+        try:
+            while self.waiting:
+                dispatched, self._claimed = [], False
+                for i, result in enumerate(run(self._claim_round(dispatched))):
+                    expert = dispatched[i][0]
+                    yield expert, result
+                    self._shard_done(expert, failed=result[-1] is not None)
+                if not self._claimed:
+                    self._wait_for_others()
+        finally:
+            for name in list(self._stored):  # interrupted: let the other processes in
+                if self._stored.pop(name):
+                    self.store.release(self.rows[name][0])
+
+    def _claim_round(self, dispatched):
+        for expert in list(self.waiting):
+            shards = self._claim(expert)
+            for shard in shards or ():
+                dispatched.append((expert, shard))
+                yield expert, shard
+
+    def _claim(self, expert):
+        """The expert's shards still missing once it is claimed; None when another holds it."""
+        key, known = self.rows[expert.name]
+        stored = self.store is not None and key is not None and expert.name not in self._unlocked
+        if stored:
+            try:
+                if not self.store.acquire(key, blocking=False):
+                    return None
+            except OSError as exc:
+                self._warn_unlocked(expert, key, exc)
+                stored = False
+            else:
+                known.update(self.store.load(key, n_heads=n_heads(expert), warn=False))
+        with self._guard:
+            self.waiting.remove(expert)
+            self._claimed = True
+        shards = self.make_shards([n for n, data in self.node_keys.items() if data not in known])
+        if not shards:
+            if stored:
+                self.store.release(key)
+            return []
+        with self._guard:
+            self._pending[expert.name] = len(shards)
+            self._stored[expert.name] = stored
+        return shards
+
+    def _shard_done(self, expert, failed):
+        with self._guard:
+            if failed:
+                self._failed.add(expert.name)
+            self._pending[expert.name] -= 1
+            if self._pending[expert.name]:
+                return
+            del self._pending[expert.name]
+            stored = self._stored.pop(expert.name)
+        if stored:
+            key, known = self.rows[expert.name]
+            try:
+                if expert.name not in self._failed:
+                    self.store.merge(key, known, expert=expert)
+            finally:
+                self.store.release(key)
+
+    def _wait_for_others(self):
+        """Every waiting expert is held by another process: wait for the first one."""
+        expert = self.waiting[0]
+        key = self.rows[expert.name][0]
+        try:
+            self.store.acquire(key)
+        except OSError as exc:
+            self._warn_unlocked(expert, key, exc)
+            self._unlocked.add(expert.name)
+        else:
+            self.store.release(key)  # the next round claims it and reads its record
+
+    def _warn_unlocked(self, expert, key, exc):
+        warnings.warn(f"could not lock {self.store.lock_path(key)} ({exc!r}): expert "
+                      f"{expert.name!r} is labelled here and kept in memory only",
+                      CacheWriteWarning, stacklevel=5)
 
 
 def assemble_statistics(sdag, rows, width):

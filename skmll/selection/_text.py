@@ -135,7 +135,9 @@ def embed_texts(encoder, texts, *, cache_dir=False, chunk_size=1024, verbose=0):
     folder = resolve_cache_dir(cache_dir) if isinstance(fingerprint, str) else None
     key = hash_json([fingerprint, texts]) if folder is not None else None
     if folder is not None:
-        cached = load_record(folder / "text", key)
+        # The record names what it was computed from: one copied over another is refused.
+        cached = load_record(folder / "text", key,
+                             expect={"encoder": fingerprint, "n_texts": len(texts)})
         if cached is not None:
             return cached[0]["embeddings"]
     chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]

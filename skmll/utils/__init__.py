@@ -3,16 +3,24 @@
 from ._hashing import hash_array, hash_file, hash_json, new_hasher
 from ._progress import progress
 from ._store import (
+    CacheWriteWarning,
     CorruptRecordWarning,
+    ForeignRecordError,
+    RecordError,
     atomic_write_bytes,
     default_cache_dir,
     load_record,
+    read_record,
+    remove_stale_files,
     resolve_cache_dir,
     save_record,
 )
 
 __all__ = [
+    "CacheWriteWarning",
     "CorruptRecordWarning",
+    "ForeignRecordError",
+    "RecordError",
     "atomic_write_bytes",
     "default_cache_dir",
     "hash_array",
@@ -21,6 +29,8 @@ __all__ = [
     "load_record",
     "new_hasher",
     "progress",
+    "read_record",
+    "remove_stale_files",
     "resolve_cache_dir",
     "save_record",
 ]

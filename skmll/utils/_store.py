@@ -1,17 +1,33 @@
-"""Crash-safe storage of arrays + JSON: atomic writes, checksums, never pickle.
+"""Crash-safe, self-describing storage of arrays + JSON: atomic writes, checksums, never pickle.
 
-A record is two files, ``<key>.npz`` (plain numeric arrays) and ``<key>.json`` (metadata, the
-npz checksum and a checksum of the JSON content itself). Each is written to a temporary file and
-moved into place with ``os.replace``, the JSON last, so a reader that finds the JSON finds a
-complete npz whose checksum it can verify. A record that fails either check is reported with a
-warning and treated as missing (recomputed). Temporary files are never read; those a killed
-writer left behind are removed by later writes to the same folder once they are stale.
+A record stored under ``key`` is two files in one folder:
+
+- ``<key>.<checksum>.npz``, the payload: plain numeric arrays, named by the checksum of its
+  bytes;
+- ``<key>.json``, the pointer: the record's format number, its own key, the caller's metadata,
+  the payload's name and checksum, and a checksum of the JSON content itself.
+
+An update writes the new payload beside the old one, then moves the new JSON into place with
+``os.replace`` (atomic), then removes the old payload. A writer killed at any point leaves the
+old record or the new one whole: the old JSON still names the old payload, never one it does
+not match. A reader takes no lock: it reads the JSON, then the payload the JSON names (reading
+the JSON again when a writer replaced the record in between).
+
+A record is refused (a :class:`CorruptRecordWarning`, then treated as missing and recomputed)
+when a checksum fails, when it was written in another format, or when its own key is not the
+key it was found under: a record copied over another one is never used as that one.
+
+Files are created with mode ``0o666`` filtered by the umask (or the folder's default ACL), and in
+a set-gid folder they take the folder's group, so a folder shared by a group stays usable by all
+of its members. Temporary files (``.<name>.<random>.tmp``) are never read; those a killed writer
+left behind, and payloads no JSON names, are removed once they are older than
+``STALE_TEMP_SECONDS`` (younger ones may belong to a write in progress in another process).
 """
 
 import io
 import json
 import os
-import tempfile
+import secrets
 import time
 import warnings
 from pathlib import Path
@@ -24,9 +40,30 @@ from ._hashing import hash_json, new_hasher
 # writer that was killed (kill -9, power loss) and is removed by the next write in its folder.
 STALE_TEMP_SECONDS = 3600
 
+# 1 was the unversioned pair <key>.npz + <key>.json of skmll 0.1: its JSON carried no key, so a
+# record copied over another was read as that other one. Such records are recomputed.
+RECORD_FORMAT = 2
+
 
 class CorruptRecordWarning(UserWarning):
-    """A stored record failed its checksum or could not be parsed; it will be recomputed."""
+    """A stored record failed its checks (checksum, format, key); it will be recomputed."""
+
+
+class CacheWriteWarning(UserWarning):
+    """A result could not be stored (read-only folder, full disk, lock timeout); it is kept in
+    memory for this run only."""
+
+
+class RecordError(ValueError):
+    """Why a stored record cannot be used."""
+
+
+class ForeignRecordError(RecordError):
+    """A record's own key is not the key it was found under (copied or moved over another)."""
+
+
+class _FormatOneRecord(RecordError):
+    """A record of skmll 0.1: not wrong, only unchecked; read as absent and rewritten."""
 
 
 def default_cache_dir():
@@ -44,10 +81,17 @@ def resolve_cache_dir(cache_dir):
 
 
 def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The file's permissions follow the umask (and the folder's default ACL and set-gid group),
+    as for any file a program creates.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Created by os.open with 0o666, not by mkstemp: mkstemp's 0o600 survives os.replace and
+    # locks every other member of a team out of a shared folder.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -55,13 +99,22 @@ def atomic_write_bytes(path, data):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def _checksum(payload):
+    hasher = new_hasher()
+    hasher.update(payload)
+    return hasher.hexdigest()
+
+
 def save_record(folder, key, arrays, meta):
-    """Store ``arrays`` (name -> numeric ndarray) and ``meta`` (JSON-able dict) under ``key``."""
+    """Store ``arrays`` (name -> numeric ndarray) and ``meta`` (JSON-able dict) under ``key``.
+
+    Raises OSError when the folder cannot be written; the record stored before, if any, is then
+    left whole.
+    """
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     for name, array in arrays.items():
         if array.dtype.hasobject:  # object arrays would need pickle to load
@@ -69,55 +122,201 @@ def save_record(folder, key, arrays, meta):
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     payload = buffer.getvalue()
-    checksum = new_hasher()
-    checksum.update(payload)
+    checksum = _checksum(payload)
     folder = Path(folder)
-    atomic_write_bytes(folder / f"{key}.npz", payload)
+    json_path, payload_name = folder / f"{key}.json", f"{key}.{checksum}.npz"
+    previous = payload_named_by(json_path, key)
+    atomic_write_bytes(folder / payload_name, payload)
     # Checksummed as a reader will parse it, so bit rot in the metadata is caught too.
-    record = json.loads(json.dumps(
-        {"meta": meta, "npz_checksum": checksum.hexdigest(), "arrays": sorted(arrays)}))
+    record = json.loads(json.dumps({"format": RECORD_FORMAT, "key": key, "meta": meta,
+                                    "npz": payload_name, "npz_checksum": checksum,
+                                    "arrays": sorted(arrays)}))
     record["json_checksum"] = hash_json(record)
-    atomic_write_bytes(folder / f"{key}.json", json.dumps(record).encode())
-    remove_stale_temp_files(folder)
+    atomic_write_bytes(json_path, json.dumps(record).encode())
+    if previous not in (None, payload_name):
+        (folder / previous).unlink(missing_ok=True)
+    (folder / f"{key}.npz").unlink(missing_ok=True)  # the payload of a format-1 record
+    remove_stale_files(folder)
 
 
-def remove_stale_temp_files(folder, max_age=STALE_TEMP_SECONDS):
-    """Delete the temporary files of interrupted writes in ``folder`` older than ``max_age`` s.
+def payload_named_by(json_path, key):
+    """The payload file name the JSON at ``json_path`` names, or None (absent, unreadable).
 
-    Younger ones may belong to a write in progress (another process) and are left alone.
+    Only a plain ``<key>.<...>.npz`` name in the same folder is returned, whatever the JSON says.
     """
-    deadline = time.time() - max_age
-    for path in Path(folder).glob(".*.tmp"):
-        try:
-            if path.stat().st_mtime < deadline:
-                path.unlink()
-        except FileNotFoundError:  # removed meanwhile by another writer
-            pass
-
-
-def load_record(folder, key):
-    """Return ``(arrays, meta)`` for ``key``, or None when absent or corrupt (with a warning)."""
-    folder = Path(folder)
-    json_path, npz_path = folder / f"{key}.json", folder / f"{key}.npz"
-    if not json_path.exists():
-        return None
     try:
-        record = json.loads(json_path.read_text())
-        if not isinstance(record, dict) or record.get("json_checksum") != hash_json(
-                {k: v for k, v in record.items() if k != "json_checksum"}):
-            raise ValueError("JSON checksum mismatch")
-        payload = npz_path.read_bytes()
-        checksum = new_hasher()
-        checksum.update(payload)
-        if checksum.hexdigest() != record["npz_checksum"]:
-            raise ValueError("npz checksum mismatch")
+        name = json.loads(Path(json_path).read_text()).get("npz")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(name, str) and name == Path(name).name and name.startswith(f"{key}.") \
+            and name.endswith(".npz"):
+        return name
+    return None
+
+
+def check_pointer(text, key):
+    """Parse a record's JSON and check it against the ``key`` it was found under.
+
+    Raises
+    ------
+    RecordError
+        Unparsable, checksum mismatch, another format, or a payload name that does not match.
+    ForeignRecordError
+        The record's own key is another one.
+    """
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"its JSON does not parse: {exc}") from None
+    if not isinstance(record, dict) or record.get("json_checksum") != hash_json(
+            {k: v for k, v in record.items() if k != "json_checksum"}):
+        raise RecordError("JSON checksum mismatch")
+    if "format" not in record:
+        raise _FormatOneRecord("it was written in record format 1 (skmll 0.1)")
+    if record.get("format") != RECORD_FORMAT:
+        raise RecordError(f"it was written in record format {record.get('format', 1)}, not "
+                          f"{RECORD_FORMAT} (another skmll version)")
+    if record.get("key") != key:
+        raise ForeignRecordError(f"it is the record of key {record.get('key')!r}, copied or "
+                                 "moved here")
+    if record.get("npz") != f"{key}.{record.get('npz_checksum')}.npz":
+        raise RecordError("its payload name does not match its key and checksum")
+    return record
+
+
+def read_record(folder, key):
+    """Return ``(arrays, meta)`` for ``key``, or None when absent; raise when it is unusable.
+
+    Raises
+    ------
+    RecordError
+        Any failed check (see :func:`check_pointer`), a missing or damaged payload.
+    """
+    folder = Path(folder)
+    json_path = folder / f"{key}.json"
+    try:
+        text = json_path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"its JSON cannot be read: {exc}") from None
+    try:
+        record = check_pointer(text, key)
+    except _FormatOneRecord:
+        return None  # recomputed quietly: an upgrade is no damage worth a warning per record
+    try:
+        payload = (folder / record["npz"]).read_bytes()
+    except OSError as exc:
+        if _text_or_none(json_path) not in (text, None):
+            return read_record(folder, key)  # replaced by a writer meanwhile: read the new one
+        raise RecordError(f"its payload cannot be read: {exc}") from None
+    if _checksum(payload) != record["npz_checksum"]:
+        raise RecordError("npz checksum mismatch")
+    try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in record["arrays"]}
-        return arrays, record["meta"]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        warnings.warn(
-            f"cached record {json_path.with_suffix('')} is unreadable ({exc}); recomputing it",
-            CorruptRecordWarning,
-            stacklevel=2,
-        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise RecordError(f"its payload does not load: {exc}") from None
+    return arrays, record["meta"]
+
+
+def _text_or_none(path):
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
         return None
+
+
+def warn_unusable(folder, key, reason, stacklevel=3):
+    """The one warning for a refused record: it names the record and says why."""
+    warnings.warn(f"cached record {Path(folder) / key} is unreadable ({reason}); recomputing it",
+                  CorruptRecordWarning, stacklevel=stacklevel)
+
+
+def load_record(folder, key, *, expect=None):
+    """Return ``(arrays, meta)`` for ``key``, or None when absent or unusable (with a warning).
+
+    Parameters
+    ----------
+    folder : path
+    key : str
+    expect : dict, optional
+        Metadata entries the record must carry (what it was computed from); a record whose
+        metadata disagrees is refused like a corrupt one.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> folder = tempfile.mkdtemp()
+    >>> save_record(folder, "k1", {"x": np.arange(3)}, {"source": "demo"})
+    >>> arrays, meta = load_record(folder, "k1", expect={"source": "demo"})
+    >>> arrays["x"].tolist(), meta
+    ([0, 1, 2], {'source': 'demo'})
+    """
+    try:
+        loaded = read_record(folder, key)
+        if loaded is not None and expect:
+            wrong = sorted(name for name, value in expect.items() if loaded[1].get(name) != value)
+            if wrong:
+                raise ForeignRecordError(f"it was computed from another {', '.join(wrong)}")
+        return loaded
+    except RecordError as exc:
+        warn_unusable(folder, key, exc)
+        return None
+
+
+def record_files(folder):
+    """Scan ``folder`` once: ``({key: (json path or None, [payload paths])}, [temp paths])``."""
+    records, temps = {}, []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return records, temps
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            temps.append(Path(entry.path))
+        elif name.endswith(".json") and not name.startswith("."):
+            json_path, payloads = records.get(name[:-5], (None, []))
+            records[name[:-5]] = (Path(entry.path), payloads)
+        elif name.endswith(".npz") and name.count(".") == 2:
+            key = name.split(".")[0]
+            json_path, payloads = records.get(key, (None, []))
+            records[key] = (json_path, payloads + [Path(entry.path)])
+    return records, temps
+
+
+def stale_files(folder, max_age=STALE_TEMP_SECONDS, *, read_all=False):
+    """Leftovers of interrupted writes in ``folder`` older than ``max_age`` seconds.
+
+    Temporary files, and payloads their key's JSON does not name. JSON files are read only for
+    keys with several payloads or none named (cheap on every write) unless ``read_all``.
+    """
+    deadline = time.time() - max_age
+    records, temps = record_files(folder)
+    candidates = list(temps)
+    for key, (json_path, payloads) in records.items():
+        if not payloads or (len(payloads) == 1 and json_path is not None and not read_all):
+            continue
+        named = payload_named_by(json_path, key) if json_path is not None else None
+        candidates += [p for p in payloads if p.name != named]
+    return [path for path in candidates if _modified_before(path, deadline)]
+
+
+def _modified_before(path, deadline):
+    try:
+        return path.stat().st_mtime < deadline
+    except FileNotFoundError:  # removed meanwhile by another writer
+        return False
+
+
+def remove_stale_files(folder, max_age=STALE_TEMP_SECONDS):
+    """Delete what :func:`stale_files` finds; files another process holds or removed are skipped.
+
+    Younger leftovers may belong to a write in progress (another process) and are left alone.
+    """
+    for path in stale_files(folder, max_age):
+        try:
+            path.unlink()
+        except OSError:  # removed meanwhile, or a folder this user may only read
+            pass

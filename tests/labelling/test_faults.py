@@ -121,8 +121,18 @@ def assert_same_labels(labels, reference):
         np.testing.assert_array_equal(label.probabilities, reference[name].probabilities)
 
 
+def record_folder(cache_dir):
+    return cache_dir / "labels" / "v1"
+
+
 def stored_keys(cache_dir):
-    return {path.stem for path in (cache_dir / "labels").glob("*.json")}
+    return {path.stem for path in record_folder(cache_dir).glob("*.json")}
+
+
+def payload(folder, key):
+    """The npz file the record of ``key`` names (``<key>.<checksum>.npz``)."""
+    (path,) = folder.glob(f"{key}.*.npz")
+    return path
 
 
 def start_job(job_path, cache_dir, seconds_per_batch):
@@ -156,7 +166,8 @@ def plant_interrupted_writes(folder, unstored_keys):
     """What a kill during ``save_record`` leaves: a partial temp file, or an npz without JSON."""
     partial_temp = folder / f".{unstored_keys[0]}.npz.k1ll3d.tmp"
     partial_temp.write_bytes(b"PK\x03\x04 half an npz")
-    (folder / f"{unstored_keys[-1]}.npz").write_bytes(b"PK\x03\x04 npz whose JSON never came")
+    (folder / f"{unstored_keys[-1]}.{'0' * 32}.npz").write_bytes(
+        b"PK\x03\x04 npz whose JSON never came")
     return partial_temp
 
 
@@ -166,7 +177,7 @@ def test_sigkill_during_labelling_then_rerun_resumes(tmp_path, job_path, job, re
     keys = {expert_fingerprint(e): e.name for e in job.make_experts()}
     assert 1 <= len(stored) < job.N_EXPERTS and stored <= set(keys)
     unstored = sorted(set(keys) - stored)
-    partial_temp = plant_interrupted_writes(tmp_path / "labels", unstored)
+    partial_temp = plant_interrupted_writes(record_folder(tmp_path), unstored)
 
     counted = [CountingExpert(e) for e in job.make_experts()]
     with warnings.catch_warnings():
@@ -225,9 +236,9 @@ def test_damaged_record_is_detected_warned_and_recomputed(tmp_path, job, referen
                                                           damage):
     experts = job.make_experts()[:2]
     job.labeler(tmp_path).fit(ModelHub(experts))
-    folder = tmp_path / "labels"
+    folder = record_folder(tmp_path)
     key, other = (expert_fingerprint(e) for e in experts)
-    DAMAGE[damage](folder / f"{key}.json", folder / f"{key}.npz", folder / f"{other}.npz")
+    DAMAGE[damage](folder / f"{key}.json", payload(folder, key), payload(folder, other))
 
     counted = [CountingExpert(e) for e in experts]
     with pytest.warns(CorruptRecordWarning, match="recomputing") as caught:

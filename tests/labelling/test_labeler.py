@@ -106,7 +106,7 @@ def test_cache_reuse_and_incremental_work(tmp_path, digit_experts, digit_splits)
 def test_corrupted_record_is_detected_and_recomputed(tmp_path, chain_sdag):
     expert = LinearExpert("lin", [1.0, 2.0])
     ModelLabeler(chain_sdag, cache_dir=tmp_path, verbose=0).fit(ModelHub([expert]))
-    (record,) = (tmp_path / "labels").glob("*.npz")
+    (record,) = (tmp_path / "labels").rglob("*.npz")
     record.write_bytes(record.read_bytes()[:-20])  # truncate
     counted = CountingExpert(expert)
     with pytest.warns(CorruptRecordWarning, match="recomputing"):
