@@ -32,8 +32,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.md5",
-                    "auto_examples/**/*.md5", "sg_execution_times.rst"]
+exclude_patterns = ["_build"]
 templates_path = ["_templates"]
 default_role = "literal"
 
@@ -44,13 +43,9 @@ autodoc_typehints = "none"      # the numpydoc sections carry the types
 numpydoc_show_class_members = False   # the class template lists methods itself
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
-# Numpydoc's style checks are not run: the docstrings follow numpydoc, and its validation
-# would turn style nits into build errors while the package is being edited by several people.
-numpydoc_validation_checks = set()
 
 # --- links to other projects, from inventories written here (no download) ---------------------
 intersphinx_mapping = offline_intersphinx_mapping(DOC / "_build" / "inventories")
-intersphinx_timeout = 1  # never reached: every inventory is a local file
 
 # --- the markdown pages (user guide, design, benchmarks, scaling) -----------------------------
 myst_enable_extensions = ["colon_fence", "dollarmath"]
@@ -86,13 +81,6 @@ sphinx_gallery_conf = {
         "quick_start", "experts", "model_selection", "inspection", "patch", "hub_growth",
         "scaling")],
     "within_subsection_order": "FileNameSortKey",
-    "remove_config_comments": True,
-    "show_memory": False,
-    "image_scrapers": ("matplotlib",),
-    "matplotlib_animations": False,
-    "abort_on_example_error": False,
-    "only_warn_on_example_error": False,
-    "download_all_examples": False,
 }
 
 # --- HTML -------------------------------------------------------------------------------------------
