@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from .hub import as_image_batch, run_expert
+from .hub import as_image_batch, describe_head, run_expert
 from .reuse._ensemble import ensemble_scores
 from .reuse._patch import normalise_rows, patch_probabilities
 from .reuse._profile import log_profiles, profile_posterior
@@ -477,8 +477,14 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             where = f"{match[0]} (similarity {match[1]:.2f})" if match else "no node"
             lines.append(f"{c!r} -> {where}")
             for name, loss, weights in self.experts_.get(c, []):
-                top = np.argsort(weights)[::-1][:3]
-                heads = ", ".join(f"h{h}:{weights[h]:.2f}" for h in top if weights[h] > 1e-3)
+                # "jersey, T-shirt (head 610): 1.00" where the expert names its heads (read
+                # from its specification: no weights load), "h610:1.00" where it is anonymous
+                expert = self.labeler.hub_[name]
+                named = getattr(expert, "head_names", None) is not None
+                top = [h for h in np.argsort(weights)[::-1][:3] if weights[h] > 1e-3]
+                heads = ("; " if named else ", ").join(
+                    f"{describe_head(expert, h)}{': ' if named else ':'}{weights[h]:.2f}"
+                    for h in top)
                 lines.append(f"    {name}: loss {loss:.3f}, {int((weights > 1e-3).sum())} "
                              f"head(s) [{heads}]")
             if c in getattr(self, "uncovered_classes_", []):

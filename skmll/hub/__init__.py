@@ -1,7 +1,10 @@
 """The model hub: the expert protocol, adapters for model sources, and ``create_expert``.
 
 Each adapter lives in its own ``*_expert.py`` module and registers a source prefix; adding a
-model source means adding one such file.
+model source means adding one such file (or, from another package, an entry point in the
+``skmll.experts`` group). A hub can be a list of specifications (:class:`LazyExpert`), written
+as a TOML hub file (:meth:`ModelHub.from_toml`, :meth:`ModelHub.to_toml`), whose models are
+built only when run.
 """
 
 from ._base import (
@@ -16,11 +19,13 @@ from ._base import (
     register_expert,
     run_expert,
 )
+from ._heads import describe_head
 from ._hf_expert import HFExpert
 from ._images import MixedSizeBatch, as_image_batch, map_size_groups, preprocess
 from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
 from ._onnx_expert import OnnxExpert
+from ._spec import LazyExpert, using_expert
 from ._outputs import probabilities_to_logits
 from ._timm_expert import TimmExpert
 from ._torch_expert import TorchExpert, load_torch_weights
@@ -31,6 +36,7 @@ __all__ = [
     "ExpertError",
     "HFExpert",
     "KerasExpert",
+    "LazyExpert",
     "MemoizedExpert",
     "MixedSizeBatch",
     "ModelHub",
@@ -39,6 +45,7 @@ __all__ = [
     "TorchExpert",
     "as_image_batch",
     "create_expert",
+    "describe_head",
     "expert_fingerprint",
     "list_expert_sources",
     "map_size_groups",
@@ -49,4 +56,5 @@ __all__ = [
     "register_expert",
     "run_expert",
     "shipped_keras_experts",
+    "using_expert",
 ]

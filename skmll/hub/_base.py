@@ -6,7 +6,9 @@ outputs mean: only their values.
 """
 
 import importlib
+import importlib.metadata
 import pkgutil
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from typing import Protocol, runtime_checkable
@@ -39,6 +41,10 @@ class Expert(Protocol):
     ``fingerprint`` the expert is pre-tested in memory at every ``fit`` and nothing of it is
     stored, since no key derived from arbitrary code can tell two functions apart. The adapters
     (:class:`TorchExpert`, :class:`OnnxExpert`, ...) hash their weights and preprocessing.
+
+    An expert may also have ``head_names`` (a list of str, one per output) saying what its
+    outputs mean; they only make explanations readable (:func:`describe_head`), and skmll
+    never uses them to label, select or predict.
 
     Examples
     --------
@@ -152,6 +158,8 @@ def expert_fingerprint(expert):
 def _validate_expert(expert, position):
     if not isinstance(getattr(expert, "name", None), str) or not expert.name:
         raise TypeError(f"expert at position {position} needs a non-empty str attribute 'name'")
+    if getattr(expert, "loads_on_demand", False) and expert.declared("n_outputs") is None:
+        return   # checked when the expert is built: reading n_outputs here would build it
     n_outputs = getattr(expert, "n_outputs", None)
     if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
         raise TypeError(f"expert {expert.name!r} needs an int attribute 'n_outputs' >= 1; "
@@ -213,6 +221,67 @@ class ModelHub(Sequence):
             raise KeyError(f"no expert named {key!r} in the hub; it has {self.names}")
         return self._experts[key]
 
+    @classmethod
+    def from_toml(cls, path):
+        """A hub of :class:`LazyExpert` read from a hub file; no model is loaded.
+
+        The file holds one ``[[expert]]`` table per expert: ``source`` (``"<prefix>:<spec>"``),
+        optionally ``name``, ``n_outputs``, ``fingerprint`` and ``head_names`` (declared, so they
+        are known without loading), and the adapter's keyword arguments. Relative paths are
+        resolved against the file's folder. See :class:`LazyExpert` for what each key means.
+
+        Raises
+        ------
+        ValueError
+            When the file is not valid TOML, or a table has an unknown key, no source, an
+            unknown or empty source, a bad declaration or a name already taken; the message
+            names the file, the table and the key.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "hub.toml")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write('''
+        ... [[expert]]
+        ... name = "tiny"
+        ... source = "timm:test_resnet"
+        ... num_classes = 4
+        ... n_outputs = 4
+        ... ''')
+        >>> hub = ModelHub.from_toml(path)
+        >>> hub.names, hub["tiny"].n_outputs, hub["tiny"].is_loaded
+        (['tiny'], 4, False)
+        """
+        from ._hubfile import read_hub_file
+
+        return read_hub_file(path)
+
+    def to_toml(self, path, *, declare_missing=False):
+        """Write the hub's specifications to a hub file that :meth:`from_toml` reads back.
+
+        Every expert must be a :class:`LazyExpert` (a live model object has no specification to
+        write). Local paths are written relative to the file's folder. What each expert
+        declares, or has found out by being loaded (``n_outputs``, ``fingerprint``,
+        ``head_names``), is written, so the file's next reader needs no weights for them.
+
+        Parameters
+        ----------
+        path : str or path-like
+        declare_missing : bool, default=False
+            Load each expert whose ``n_outputs`` or ``fingerprint`` is not known yet (one at a
+            time, released after) so that the file declares them.
+
+        Raises
+        ------
+        TypeError
+            When an expert is not a :class:`LazyExpert`, or an argument cannot be written as
+            TOML (e.g. a Python callable).
+        """
+        from ._hubfile import write_hub_file
+
+        write_hub_file(self, path, declare_missing=declare_missing)
+
     def __repr__(self):
         return f"ModelHub({self.names})"
 
@@ -225,6 +294,7 @@ class BaseExpert:
     """
 
     layout = "NCHW"
+    head_names = None   # what each output means, where the model or the user says (explain only)
 
     def __init__(self, name, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                  channels=3, scale=1.0, batch_size=64):
@@ -293,17 +363,37 @@ def hash_state_dict(state_dict, hasher):
 
 _SOURCES = {}
 
+# Other packages add sources through this entry-point group: the entry point's name is the
+# prefix and its object the adapter class, e.g. ``mysource = "mypackage.experts:MyExpert"``.
+ENTRY_POINT_GROUP = "skmll.experts"
+
+_PATH_SUFFIXES = (".onnx", ".keras", ".h5", ".pt", ".pth", ".safetensors", ".bin")
+
 
 def register_expert(prefix):
     """Class decorator: make ``create_expert(f"{prefix}:<spec>", ...)`` build this adapter.
 
-    The class needs a classmethod ``from_source(spec, **kwargs)``. Adapter modules live in
-    ``skmll.hub`` and end in ``_expert``; they are found and imported on first use.
+    The class needs a classmethod ``from_source(spec, **kwargs)`` that takes ``name=``. Adapter
+    modules live in ``skmll.hub`` and end in ``_expert``; they are found and imported on first
+    use. Other packages register through the ``skmll.experts`` entry-point group (see
+    :func:`create_expert`). Registering a prefix that is taken warns and replaces its adapter.
     """
+    if not isinstance(prefix, str) or not prefix or ":" in prefix:
+        raise ValueError(f"an expert source prefix must be a non-empty str without ':'; "
+                         f"got {prefix!r}")
+
     def decorator(cls):
+        previous = _SOURCES.get(prefix)
+        if previous is not None and previous is not cls:
+            warnings.warn(f"expert source {prefix!r} of {_qualified(previous)} is replaced by "
+                          f"{_qualified(cls)}", stacklevel=2)
         _SOURCES[prefix] = cls
         return cls
     return decorator
+
+
+def _qualified(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _discover_adapters():
@@ -313,20 +403,81 @@ def _discover_adapters():
             importlib.import_module(f"{__package__}.{module.name}")
 
 
+def _entry_points():
+    return {entry.name: entry
+            for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def list_expert_sources():
-    """The prefixes ``create_expert`` understands, e.g. ``['hf', 'keras', 'onnx', ...]``."""
+    """The prefixes ``create_expert`` understands, e.g. ``['hf', 'keras', 'onnx', ...]``.
+
+    Includes the sources other packages declare in the ``skmll.experts`` entry-point group,
+    without importing them.
+    """
     _discover_adapters()
-    return sorted(_SOURCES)
+    return sorted(set(_SOURCES) | set(_entry_points()))
+
+
+def split_source(source):
+    """``"<prefix>:<spec>"`` split into its prefix and a non-empty spec, both checked.
+
+    Raises
+    ------
+    ValueError
+        When there is no prefix (a path is named as such), the spec is empty, or no adapter
+        has the prefix.
+    """
+    prefix, sep, spec = str(source).partition(":")
+    if not sep:
+        hint = ""
+        if "/" in prefix or "\\" in prefix or prefix.endswith(_PATH_SUFFIXES):
+            hint = f"; {source!r} looks like a path: prefix it with its source, e.g. 'onnx:'"
+        raise ValueError(f"expert source {source!r} has no prefix: use '<prefix>:<spec>' with a "
+                         f"prefix in {list_expert_sources()}{hint}")
+    if not spec.strip():
+        raise ValueError(f"expert source {source!r} names no model after {prefix + ':'!r}")
+    if find_adapter(prefix) is None:
+        raise ValueError(f"unknown expert source {source!r}; use '<prefix>:<spec>' with a "
+                         f"prefix in {list_expert_sources()}")
+    return prefix, spec
+
+
+def find_adapter(prefix):
+    """The adapter class of ``prefix`` (built in, or from an entry point); None if unknown."""
+    _discover_adapters()
+    if prefix not in _SOURCES:
+        entry = _entry_points().get(prefix)
+        if entry is None:
+            return None
+        adapter = entry.load()
+        if not callable(getattr(adapter, "from_source", None)):
+            raise TypeError(f"entry point {entry.name} = {entry.value!r} of group "
+                            f"{ENTRY_POINT_GROUP!r} is not an adapter: it has no from_source()")
+        _SOURCES.setdefault(prefix, adapter)   # its module may have registered it already
+    return _SOURCES[prefix]
 
 
 def create_expert(source, **kwargs):
     """Build an expert from ``"<prefix>:<spec>"``, e.g. ``"timm:resnet18"`` or ``"onnx:m.onnx"``.
 
-    Keyword arguments go to the adapter's ``from_source``. See :func:`list_expert_sources`.
+    Keyword arguments go to the adapter's ``from_source``. Prefixes come from skmll's adapters
+    and from other packages' ``skmll.experts`` entry points; see :func:`list_expert_sources`.
+    To build the expert only when it is first run, use :class:`LazyExpert`.
+
+    Raises
+    ------
+    ValueError
+        For a source without a known prefix or with an empty spec.
+
+    Examples
+    --------
+    >>> expert = create_expert("timm:test_resnet", num_classes=3, name="tiny")
+    >>> expert.name, expert.n_outputs
+    ('tiny', 3)
+    >>> create_expert("timm:")
+    Traceback (most recent call last):
+    ...
+    ValueError: expert source 'timm:' names no model after 'timm:'
     """
-    prefix, sep, spec = str(source).partition(":")
-    _discover_adapters()
-    if not sep or prefix not in _SOURCES:
-        raise ValueError(f"unknown expert source {source!r}; use '<prefix>:<spec>' with a prefix "
-                         f"in {sorted(_SOURCES)}")
-    return _SOURCES[prefix].from_source(spec, **kwargs)
+    prefix, spec = split_source(source)
+    return find_adapter(prefix).from_source(spec, **kwargs)

@@ -28,6 +28,9 @@ class HFExpert(TorchExpert):
         Override the processor's normalisation; required when the model has no image processor.
     batch_size : int, default 32
     device : str or torch.device, default "cpu"
+    head_names : list of str or None
+        What each output means; when None, the model config's ``id2label`` unless it holds
+        only the placeholders ``LABEL_<i>``.
 
     Examples
     --------
@@ -45,7 +48,7 @@ class HFExpert(TorchExpert):
     """
 
     def __init__(self, model_id_or_path, *, name=None, input_size=None, mean=None, std=None,
-                 batch_size=32, device="cpu"):
+                 batch_size=32, device="cpu", head_names=None):
         from transformers import AutoModelForImageClassification
 
         source = str(model_id_or_path)
@@ -62,7 +65,7 @@ class HFExpert(TorchExpert):
         super().__init__(model, name=name or _default_name(source),
                          channels=getattr(model.config, "num_channels", 3),
                          n_outputs=model.config.num_labels, batch_size=batch_size, device=device,
-                         **settings)
+                         head_names=head_names or config_head_names(model.config), **settings)
         self.model_id_or_path = source
 
     @classmethod
@@ -108,3 +111,12 @@ def _input_size(processor, model_config):
     if image_size is None:
         return None
     return tuple(image_size) if isinstance(image_size, (list, tuple)) else (image_size,) * 2
+
+
+def config_head_names(config):
+    """Names from a transformers config's ``id2label``; None for its ``LABEL_<i>`` placeholders."""
+    id2label = getattr(config, "id2label", None) or {}
+    names = [id2label.get(i, id2label.get(str(i))) for i in range(config.num_labels)]
+    if None in names or names == [f"LABEL_{i}" for i in range(len(names))]:
+        return None
+    return [str(name) for name in names]

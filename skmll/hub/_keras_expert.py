@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from ._base import BaseExpert, register_expert
+from ._heads import check_head_names
 from ._outputs import (
     ModelFileMixin,
     agree_with_model,
@@ -76,6 +77,8 @@ class KerasExpert(ModelFileMixin, BaseExpert):
         "auto" treats the output as probabilities when the last layer's activation is softmax
         or sigmoid; probabilities become logits with :func:`probabilities_to_logits`.
     batch_size : int, default 64
+    head_names : list of str or None
+        The model's class list, one name per output, if known (Keras files do not carry one).
 
     Examples
     --------
@@ -98,7 +101,7 @@ class KerasExpert(ModelFileMixin, BaseExpert):
     _runtime = "model"
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
-                 scale=1.0, output="auto", batch_size=64):
+                 scale=1.0, output="auto", batch_size=64, head_names=None):
         path = Path(path)
         self._model_bytes = path.read_bytes()
         self._suffix = path.suffix
@@ -115,6 +118,7 @@ class KerasExpert(ModelFileMixin, BaseExpert):
         check_output_kind(output)
         self.output = _final_activation_kind(self.model) if output == "auto" else output
         self.n_outputs = count_outputs(self, self.model.output_shape[1:])
+        self.head_names = check_head_names(head_names, self.n_outputs, self.name)
 
     def _forward(self, tensor):
         keras = _import_keras()

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ._base import BaseExpert, register_expert
+from ._heads import check_head_names
 from ._outputs import (
     ModelFileMixin,
     agree_with_model,
@@ -52,6 +53,8 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         Ignored when the graph fixes its batch size.
     providers : list of str or None
         onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
+    head_names : list of str or None
+        What each output means, one name per output, if known.
 
     Examples
     --------
@@ -70,7 +73,8 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
     _runtime = "_session"   # an onnxruntime session does not pickle
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
-                 scale=1.0, layout=None, output="auto", batch_size=64, providers=None):
+                 scale=1.0, layout=None, output="auto", batch_size=64, providers=None,
+                 head_names=None):
         self._model_bytes = Path(path).read_bytes()
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
         self._session = self._rebuild()
@@ -89,6 +93,7 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         check_output_kind(output)
         self.output = _final_op_kind(self._model_bytes) if output == "auto" else output
         self.n_outputs = count_outputs(self, self._session.get_outputs()[0].shape[1:])
+        self.head_names = check_head_names(head_names, self.n_outputs, self.name)
 
     def _rebuild(self):
         import onnxruntime

@@ -33,6 +33,10 @@ class TimmExpert(TorchExpert):
         Classifier size; None keeps the architecture's default (or the checkpoint's).
     batch_size : int, default 64
     device : str or torch.device, default "cpu"
+    head_names : list of str or None
+        What each output means. When None and timm's pretrained ImageNet weights are used
+        unchanged, the class descriptions of timm's ``ImageNetInfo`` (e.g. ``"jersey, T-shirt,
+        tee shirt"``); otherwise unknown.
     **model_kwargs
         Passed to ``timm.create_model`` (e.g. ``drop_rate``, ``in_chans``).
 
@@ -47,7 +51,8 @@ class TimmExpert(TorchExpert):
     """
 
     def __init__(self, model_name, *, name=None, checkpoint_path=None, pretrained=False,
-                 num_classes=None, batch_size=64, device="cpu", **model_kwargs):
+                 num_classes=None, batch_size=64, device="cpu", head_names=None,
+                 **model_kwargs):
         import timm
 
         if num_classes is not None:
@@ -64,9 +69,11 @@ class TimmExpert(TorchExpert):
         mean, std = config["mean"], config["std"]
         if channels == 1:  # timm keeps RGB statistics for single-channel models: average them
             mean, std = np.mean(mean), np.mean(std)
+        if head_names is None and pretrained and checkpoint_path is None:
+            head_names = imagenet_head_names(model)
         super().__init__(model, name=name or model_name, input_size=config["input_size"][1:],
                          mean=mean, std=std, channels=channels, n_outputs=model.num_classes,
-                         batch_size=batch_size, device=device)
+                         batch_size=batch_size, device=device, head_names=head_names)
         self.model_name = model_name
 
     @classmethod
@@ -82,3 +89,19 @@ def _load_checkpoint(model, path, *, resize_classifier):
     if resize_classifier and weight is not None and weight.shape[0] != model.num_classes:
         model.reset_classifier(int(weight.shape[0]))
     model.load_state_dict(state)
+
+
+def imagenet_head_names(model):
+    """The ImageNet class descriptions of a timm model with its pretrained classifier, or None.
+
+    Read through timm's public ``ImageNetInfo`` for the ImageNet subset its classifier size
+    names (1k, 12k, 21k, 22k); None when the classifier was resized away from the pretrained
+    one or its size names no ImageNet subset.
+    """
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    pretrained_classes = model.pretrained_cfg.get("num_classes")
+    subset = infer_imagenet_subset(model)
+    if subset is None or model.num_classes != pretrained_classes:
+        return None
+    return ImageNetInfo(subset).label_descriptions()

@@ -1,11 +1,17 @@
 """Any ``torch.nn.Module`` classifier as an expert."""
 
 import copy
+import importlib
+import re
 from collections.abc import Mapping
 
 import torch
 
 from ._base import BaseExpert, ExpertError, hash_state_dict, register_expert
+from ._heads import check_head_names
+
+# "package.module:factory": a callable named by where it is imported from
+_FACTORY_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 @register_expert("torch")
@@ -33,6 +39,8 @@ class TorchExpert(BaseExpert):
         Output size; when None it is found by one forward pass on a blank image.
     batch_size : int, default 64
     device : str or torch.device, default "cpu"
+    head_names : list of str or None
+        What each output means, if known (shown by ``explain``; never used to select).
 
     Examples
     --------
@@ -46,7 +54,7 @@ class TorchExpert(BaseExpert):
     """
 
     def __init__(self, module, *, name, input_size, mean=0.0, std=1.0, channels=3, scale=1.0,
-                 n_outputs=None, batch_size=64, device="cpu"):
+                 n_outputs=None, batch_size=64, device="cpu", head_names=None):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
         super().__init__(name, input_size=input_size, mean=mean, std=std, channels=channels,
@@ -56,6 +64,7 @@ class TorchExpert(BaseExpert):
         self.channels_last = True
         probed = self._choose_layout(need_width=n_outputs is None)
         self.n_outputs = int(n_outputs) if n_outputs is not None else probed
+        self.head_names = check_head_names(head_names, self.n_outputs, name)
 
     def _choose_layout(self, need_width):
         """Channels-last when the module accepts it, else NCHW; returns the output width.
@@ -109,17 +118,36 @@ class TorchExpert(BaseExpert):
         hash_state_dict(self.module.state_dict(), hasher)
 
     @classmethod
-    def from_source(cls, spec, *, module_factory=None, **kwargs):
-        """``create_expert("torch:/path/weights.pt", module_factory=Net, ...)``.
+    def from_source(cls, spec, *, module_factory=None, weights=None, factory_kwargs=None,
+                    **kwargs):
+        """``create_expert("torch:package.module:factory", weights=..., input_size=...)``.
 
-        The weights file is read with ``torch.load(weights_only=True)`` (safetensors files with
-        ``safetensors.torch.load_file``) into a fresh ``module_factory()``.
+        The spec names a callable that returns the ``nn.Module``, imported from an installed
+        package (as a hub file can name it); ``factory_kwargs`` go to it. ``weights``, a file,
+        is then loaded into the module with ``torch.load(weights_only=True)`` (safetensors
+        files with ``safetensors.torch.load_file``): no stored data runs code.
+
+        From Python, the spec may instead be the weights file itself, with the factory given as
+        a callable: ``create_expert("torch:/path/weights.pt", module_factory=Net, ...)``.
+        Other keyword arguments go to :class:`TorchExpert`.
         """
-        if module_factory is None:
-            raise TypeError("torch experts need module_factory= (a callable returning the "
-                            "nn.Module whose weights the file holds)")
-        module = module_factory()
-        module.load_state_dict(load_torch_weights(spec))
+        if is_factory_reference(spec):
+            if module_factory is not None:
+                raise TypeError(f"torch:{spec} names its module factory; module_factory= "
+                                "is for a spec that is a weights file")
+            module_factory = import_reference(spec)
+        else:
+            if weights is not None:
+                raise TypeError(f"torch:{spec} is a weights file; weights= goes with a spec "
+                                "'torch:package.module:factory'")
+            if not callable(module_factory):
+                raise TypeError("torch experts need module_factory= (a callable returning the "
+                                "nn.Module whose weights the file holds), or a spec "
+                                "'torch:package.module:factory' with weights=")
+            weights = spec
+        module = module_factory(**(factory_kwargs or {}))
+        if weights is not None:
+            module.load_state_dict(load_torch_weights(weights))
         kwargs.setdefault("name", spec)
         return cls(module, **kwargs)
 
@@ -138,3 +166,20 @@ def load_torch_weights(path):
         return load_file(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def is_factory_reference(spec):
+    """Whether ``spec`` names a callable as ``"package.module:attribute"`` (not a file)."""
+    return _FACTORY_REFERENCE.fullmatch(str(spec)) is not None
+
+
+def import_reference(reference):
+    """The object that ``"package.module:attribute"`` names, imported from installed code."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        found = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"cannot import {reference!r}: {exc}") from exc
+    return found

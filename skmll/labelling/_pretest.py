@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import softmax
 
-from ..hub import ExpertError, n_heads, run_expert
+from ..hub import ExpertError, n_heads, run_expert, using_expert
 from ..utils import CacheWriteWarning
 
 
@@ -59,28 +59,35 @@ def pretest_shard(expert, sdag, nodes, batch_size):
     """Forward passes of ``expert`` over the images of ``nodes``; sums per node.
 
     Returns ``(nodes, logit_sums, probability_sums, counts, error)``; a failing expert gives its
-    message in ``error`` instead of raising, so the other tasks of a parallel run go on.
+    message in ``error`` instead of raising, so the other tasks of a parallel run go on. A
+    :class:`~skmll.hub.LazyExpert` built here is released when the shard is done, so a worker
+    holds one lazily built model at a time.
     """
+    with using_expert(expert):
+        try:
+            return (nodes, *_shard_sums(expert, sdag, nodes, batch_size), None)
+        except ExpertError as exc:
+            return nodes, None, None, None, str(exc)
+
+
+def _shard_sums(expert, sdag, nodes, batch_size):
     width = n_heads(expert)
     position = {node: i for i, node in enumerate(nodes)}
     logit_sums = np.zeros((len(nodes), width))
     probability_sums = np.zeros((len(nodes), width))
     counts = np.zeros(len(nodes), dtype=np.int64)
-    batches = sdag.iter_batches(batch_size, nodes=[sdag.node_ids[n] for n in nodes])
-    try:
-        for images, node_index in batches:
-            logits = run_expert(expert, images).astype(np.float64)
-            # A batch holds each node's images consecutively: sum each run of one node, then add
-            # the run sums to their rows (np.add.at is also right if a node's run came back).
-            starts = np.flatnonzero(np.diff(node_index, prepend=-1))
-            rows = np.array([position[n] for n in node_index[starts]], dtype=np.int64)
-            np.add.at(logit_sums, rows, np.add.reduceat(logits, starts, axis=0))
-            np.add.at(probability_sums, rows,
-                      np.add.reduceat(softmax(logits, axis=1), starts, axis=0))
-            np.add.at(counts, rows, np.diff(starts, append=len(node_index)))
-    except ExpertError as exc:
-        return nodes, None, None, None, str(exc)
-    return nodes, logit_sums, probability_sums, counts, None
+    for images, node_index in sdag.iter_batches(batch_size,
+                                                nodes=[sdag.node_ids[n] for n in nodes]):
+        logits = run_expert(expert, images).astype(np.float64)
+        # A batch holds each node's images consecutively: sum each run of one node, then add
+        # the run sums to their rows (np.add.at is also right if a node's run came back).
+        starts = np.flatnonzero(np.diff(node_index, prepend=-1))
+        rows = np.array([position[n] for n in node_index[starts]], dtype=np.int64)
+        np.add.at(logit_sums, rows, np.add.reduceat(logits, starts, axis=0))
+        np.add.at(probability_sums, rows,
+                  np.add.reduceat(softmax(logits, axis=1), starts, axis=0))
+        np.add.at(counts, rows, np.diff(starts, append=len(node_index)))
+    return logit_sums, probability_sums, counts
 
 
 class SharedWork:

@@ -1,0 +1,370 @@
+"""Experts given by their specification: built from their source when first run, then released.
+
+A hub of thousands of models is mostly never run for a given task: labels are read from the
+label store and only the selected experts predict. A :class:`LazyExpert` holds what
+:func:`create_expert` needs (source and keyword arguments) plus what must be known without the
+weights (``name``, ``n_outputs``, ``fingerprint``, optionally ``head_names``); the model is built
+on first use and can be released.
+"""
+
+import contextlib
+import inspect
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ._base import ExpertError, create_expert, find_adapter, split_source
+from ._heads import check_head_names
+from ._torch_expert import is_factory_reference
+
+# What a specification may declare so it is known without loading (never passed to adapters).
+DECLARATIONS = ("n_outputs", "fingerprint", "head_names")
+_RESERVED = {"name", "base_dir", *DECLARATIONS}
+
+# Keyword arguments of the built-in sources that name local files; whether a source's id is a
+# local path is decided by _id_is_local_path.
+_PATH_KEYWORDS = {"torch": ("weights",), "timm": ("checkpoint_path",)}
+
+
+class LazyExpert:
+    """An expert given by its specification; the model is built on first use.
+
+    ``LazyExpert(source, **kwargs)`` stands for ``create_expert(source, **kwargs)`` (see
+    :func:`create_expert` for the sources) without building it: the model is built by the first
+    ``logits()`` call (or :meth:`load`) and dropped by :meth:`release`. It pickles as its
+    specification, never as the model, so sending it to a worker sends a few hundred bytes and
+    the worker builds its own copy. Local paths are made absolute at construction; workers on
+    other machines need them at the same place (a shared file system).
+
+    Declare ``n_outputs`` and ``fingerprint`` to label, select and list experts with no weights
+    in memory: :class:`ModelLabeler` keys stored labels by the fingerprint and reads them for
+    every node already labelled, and :class:`MLLZeroShotClassifier` ``fit`` reads labels only,
+    so only ``predict`` builds models (the selected ones). An undeclared value is found by
+    building the model once (then released) the first time it is asked for; a hub file written
+    afterwards (:meth:`ModelHub.to_toml`) declares it.
+
+    Parameters
+    ----------
+    source : str
+        ``"<prefix>:<spec>"`` as :func:`create_expert` takes it, e.g. ``"timm:resnet18.a1_in1k"``,
+        ``"hf:org/name"``, ``"onnx:models/m.onnx"``, ``"keras:m.keras"`` or
+        ``"torch:package.module:factory"`` (with ``weights=``).
+    name : str or None
+        Unique name in the hub; defaults to the stem of the model's file (or folder) when it has
+        one, else the spec. Passed to the adapter.
+    n_outputs : int or None
+        The model's output size, declared.
+    fingerprint : str or None
+        The fingerprint the built adapter reports (a hash of its weights and preprocessing, e.g.
+        ``TorchExpert.fingerprint``), declared: the key of the expert's stored labels. Record it
+        from a built expert (``hub.to_toml(path, declare_missing=True)`` does); any other value
+        is refused when the model is built. It is required for labels to be reused without
+        building the model: an undeclared fingerprint builds the model once per process to be
+        computed.
+    head_names : list of str or None
+        What each output means, for explanations only (:func:`describe_head`); when None, the
+        names the built adapter finds (Hugging Face ``id2label``, timm ImageNet classes), once
+        it has been built.
+    base_dir : path-like or None
+        The folder relative paths are resolved against; the current directory when None. A hub
+        file passes its own folder.
+    **kwargs
+        The adapter's keyword arguments (those its ``from_source`` and constructor take; an
+        unknown one raises here, not when the model is first built).
+
+    Raises
+    ------
+    ValueError, TypeError
+        At construction, for an unknown or empty source, an unknown argument or a malformed
+        declaration. :class:`ExpertError` when the model is built, if it cannot be built or
+        disagrees with what is declared (``n_outputs``, ``fingerprint``, ``head_names``' count).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expert = LazyExpert("timm:test_resnet", num_classes=4, name="tiny", n_outputs=4)
+    >>> expert.n_outputs, expert.is_loaded
+    (4, False)
+    >>> expert.logits(np.zeros((2, 32, 32, 3), dtype=np.float32)).shape
+    (2, 4)
+    >>> expert.is_loaded
+    True
+    >>> expert.release()
+    >>> expert.is_loaded
+    False
+    """
+
+    loads_on_demand = True
+
+    def __init__(self, source, *, name=None, n_outputs=None, fingerprint=None, head_names=None,
+                 base_dir=None, **kwargs):
+        prefix, model_id = split_source(source)
+        _check_keywords(prefix, kwargs)
+        base = Path.cwd() if base_dir is None else Path(base_dir)
+        self._paths = set()   # "source" and the keyword arguments that hold local paths
+        if _id_is_local_path(prefix, model_id, base):
+            model_id = _absolute(model_id, base)
+            self._paths.add("source")
+        for key in _PATH_KEYWORDS.get(prefix, ()):
+            if kwargs.get(key) is not None:
+                kwargs[key] = _absolute(kwargs[key], base)
+                self._paths.add(key)
+        self.source = f"{prefix}:{model_id}"
+        self.kwargs = kwargs
+        self.name = _default_name(model_id, kwargs, self._paths) if name is None else name
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty str; got {self.name!r}")
+        self._declared = _checked_declarations(self.name, n_outputs, fingerprint, head_names)
+        self._found = {}      # values learnt by building the model
+        self._start_runtime()
+
+    def _start_runtime(self):
+        self._model = None
+        self._lock = threading.Lock()
+        self._borrowers = 0
+        self._release_after_borrow = False
+
+    # -- what is known without the model ---------------------------------------------------
+
+    def declared(self, key):
+        """The value the specification declares for ``key`` (one of ``DECLARATIONS``), or None."""
+        return self._declared[key]
+
+    @property
+    def n_outputs(self):
+        """Output size: declared, or found by building the model once."""
+        return self._known("n_outputs")
+
+    @property
+    def fingerprint(self):
+        """Key of the stored labels: declared, or found by building the model once."""
+        return self._known("fingerprint")
+
+    @property
+    def head_names(self):
+        """Declared names, else those the built model reported; never builds the model."""
+        declared = self._declared["head_names"]
+        return declared if declared is not None else self._found.get("head_names")
+
+    def _known(self, key):
+        if self._declared[key] is not None:
+            return self._declared[key]
+        if key not in self._found:
+            with self._borrowed():
+                self.load()   # records what the model says (_check_agrees)
+        return self._found[key]
+
+    @property
+    def spec(self):
+        """The specification as one hub-file table (absolute paths), with every known value."""
+        return self._table(folder=None)
+
+    def _table(self, folder):
+        """Name, source, declarations and arguments; paths relative to ``folder`` if given."""
+        def written(key, value):
+            return os.path.relpath(value, folder) if folder and key in self._paths else value
+
+        prefix, _, model_id = self.source.partition(":")
+        table = {"name": self.name, "source": f"{prefix}:{written('source', model_id)}"}
+        for key in DECLARATIONS:
+            value = self._declared[key] if self._declared[key] is not None else self._found.get(key)
+            if value is not None:
+                table[key] = value
+        table.update({key: written(key, value) for key, value in self.kwargs.items()})
+        # a long list of head names reads best last
+        table["head_names"] = table.pop("head_names", None)
+        return {key: value for key, value in table.items() if value is not None}
+
+    # -- the model ---------------------------------------------------------------------------
+
+    @property
+    def is_loaded(self):
+        """Whether the model is built and held."""
+        return self._model is not None
+
+    def load(self):
+        """Build the model unless it is built; returns the built expert.
+
+        Raises
+        ------
+        ExpertError
+            When the model cannot be built, or disagrees with the declarations.
+        """
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model
+
+    def release(self):
+        """Drop the built model (a later ``logits()`` builds it again)."""
+        with self._lock:
+            self._model = None
+
+    def logits(self, images):
+        """The built model's logits (built now if needed); see :class:`Expert`."""
+        return self.load().logits(images)
+
+    def _build(self):
+        try:
+            model = create_expert(self.source, name=self.name, **self.kwargs)
+        except Exception as exc:  # any failure of the adapter or the user's factory
+            raise ExpertError(self.name, f"could not be built from {self.source!r}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        self._check_agrees(model)
+        return model
+
+    def _check_agrees(self, model):
+        """Raise ExpertError where the built model contradicts the specification."""
+        def disagree(what):
+            return ExpertError(self.name, f"the model built from {self.source!r} {what}")
+
+        if model.name != self.name:
+            raise disagree(f"is named {model.name!r}")
+        n_outputs = int(model.n_outputs)
+        declared = self._declared
+        if declared["n_outputs"] not in (None, n_outputs):
+            raise disagree(f"has {n_outputs} outputs; the specification declares "
+                           f"n_outputs={declared['n_outputs']}")
+        if declared["head_names"] is not None and len(declared["head_names"]) != n_outputs:
+            raise disagree(f"has {n_outputs} outputs; the specification declares "
+                           f"{len(declared['head_names'])} head names")
+        # hashing the weights once per process when undeclared, at every build when declared
+        if declared["fingerprint"] is not None or "fingerprint" not in self._found:
+            actual = _own_fingerprint(model)
+            # an adapter without fingerprints leaves a declared one as the user's statement
+            if declared["fingerprint"] not in (None, actual) and actual is not None:
+                raise disagree(f"has fingerprint {actual!r}; the specification declares "
+                               f"{declared['fingerprint']!r}: its weights or preprocessing "
+                               "changed since the fingerprint was recorded, so labels stored "
+                               "under it belong to another model. Record the new one (and "
+                               "relabel).")
+            self._found["fingerprint"] = actual
+        self._found["n_outputs"] = n_outputs
+        self._found["head_names"] = getattr(model, "head_names", None)
+
+    @contextlib.contextmanager
+    def _borrowed(self):
+        """Within the block the model may be built; it is released at the end of the last
+        overlapping block unless it was built before the first one began."""
+        with self._lock:
+            if self._borrowers == 0:
+                self._release_after_borrow = self._model is None
+            self._borrowers += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._borrowers -= 1
+                if self._borrowers == 0 and self._release_after_borrow:
+                    self._model = None
+
+    # -- pickling: the specification, never the model -------------------------------------
+
+    def __getstate__(self):
+        runtime = ("_model", "_lock", "_borrowers", "_release_after_borrow")
+        return {key: value for key, value in self.__dict__.items() if key not in runtime}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._start_runtime()
+
+    def __repr__(self):
+        loaded = ", loaded" if self.is_loaded else ""
+        return f"LazyExpert({self.source!r}, name={self.name!r}{loaded})"
+
+
+@contextlib.contextmanager
+def using_expert(expert):
+    """Run ``expert`` within the block; a :class:`LazyExpert` built in it is released after.
+
+    One that was built before the block stays built. Other experts are left as they are.
+    Labelling runs each expert's node shards in such a block, so a worker holds one lazily
+    built model at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expert = LazyExpert("timm:test_resnet", num_classes=2, n_outputs=2)
+    >>> with using_expert(expert):
+    ...     _ = expert.logits(np.zeros((1, 32, 32, 3), dtype=np.float32))
+    ...     expert.is_loaded
+    True
+    >>> expert.is_loaded
+    False
+    """
+    if isinstance(expert, LazyExpert):
+        with expert._borrowed():
+            yield expert
+    else:
+        yield expert
+
+
+def _own_fingerprint(model):
+    declared = getattr(model, "fingerprint", None)
+    return declared if isinstance(declared, str) else None
+
+
+def _checked_declarations(name, n_outputs, fingerprint, head_names):
+    if n_outputs is not None:
+        if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) \
+                or n_outputs < 1:
+            raise TypeError(f"expert {name!r}: n_outputs must be an int >= 1; got {n_outputs!r}")
+        n_outputs = int(n_outputs)
+    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint):
+        raise TypeError(f"expert {name!r}: fingerprint must be a non-empty str; "
+                        f"got {fingerprint!r}")
+    return {"n_outputs": n_outputs, "fingerprint": fingerprint,
+            "head_names": check_head_names(head_names, n_outputs, name)}
+
+
+def adapter_keywords(adapter):
+    """Keyword arguments an adapter's ``from_source`` takes (with those it passes on to the
+    constructor); None when it takes any keyword."""
+    names = set()
+    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    # from_source(spec, ...) is bound; the constructor (self, spec or module, ...) is not
+    for function, n_positional in ((adapter.from_source, 1), (adapter.__init__, 2)):
+        parameters = list(inspect.signature(function).parameters.values())[n_positional:]
+        names |= {p.name for p in parameters if p.kind in keyword_kinds}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return names
+    return None
+
+
+def _check_keywords(prefix, kwargs):
+    accepted = adapter_keywords(find_adapter(prefix))
+    if accepted is None:
+        return
+    if "name" not in accepted:
+        raise TypeError(f"the adapter of source {prefix + ':'!r} takes no name=, which a "
+                        "LazyExpert passes to it")
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(f"unknown argument(s) {unknown} for source {prefix + ':'!r}; it takes "
+                        f"{sorted(accepted - _RESERVED)} (and the declarations "
+                        f"{sorted(_RESERVED - {'base_dir'})})")
+
+
+def _id_is_local_path(prefix, model_id, base):
+    if prefix in ("onnx", "keras"):
+        return True
+    if prefix == "torch":
+        return not is_factory_reference(model_id)
+    if prefix == "hf":   # as transformers does: a local folder before a Hub id
+        return (base / Path(model_id).expanduser()).exists()
+    return False
+
+
+def _absolute(path, base):
+    # not resolve(): a symlinked file (a model cache) keeps the name it was given
+    return os.path.abspath(os.path.join(base, os.path.expanduser(os.fspath(path))))
+
+
+def _default_name(model_id, kwargs, paths):
+    for key in ("source", *sorted(paths - {"source"})):
+        if key in paths:
+            path = Path(model_id if key == "source" else kwargs[key])
+            return path.name if path.is_dir() else path.stem
+    return model_id
