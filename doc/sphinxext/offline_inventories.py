@@ -44,7 +44,8 @@ def _public_names(module):
 
 
 def inventory_lines(module_name, page):
-    """``name domain:role priority uri dispname`` lines for the functions and classes of a module."""
+    """Inventory lines (``name domain:role priority uri dispname``) for a module's functions and
+    classes."""
     module = importlib.import_module(module_name)
     lines = []
     for name in sorted(_public_names(module)):

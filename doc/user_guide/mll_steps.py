@@ -3,15 +3,18 @@
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-STEPS = [
+STEPS = [  # title, how often, what happens (one line per row of text), the call
     ("I. Labelling", "once per expert",
-     "every expert runs on the\nSemantic DAG's images:\nits mean output per node\nis its label (Eq. 1-3)",
+     ["every expert runs on the", "Semantic DAG's images:", "its mean output per node",
+      "is its label (Eq. 1-3)"],
      "ModelLabeler.fit(hub)"),
     ("II. Selection", "once per task",
-     "class names matched to DAG\nnodes by text embeddings;\nCHCO scores each expert;\nthe best k per class kept",
+     ["class names matched to DAG", "nodes by text embeddings;", "CHCO scores each expert;",
+      "the best k per class kept"],
      "MLLZeroShotClassifier.fit()"),
     ("III. Reuse", "per image batch",
-     "the selected experts run\nonce each; their outputs\nare combined per class;\nuncovered classes: patch",
+     ["the selected experts run", "once each; their outputs", "are combined per class;",
+      "uncovered classes: patch"],
      "predict(images)"),
 ]
 INPUTS = ["a hub of experts\n+ a Semantic DAG", "a task: class names only", "images"]
@@ -41,7 +44,7 @@ for i, ((title, when, body, code), given, colour) in enumerate(zip(STEPS, INPUTS
     ax.text(middle, 2.95, title, ha="center", va="center", fontsize=13, weight="bold",
             color=colour)
     ax.text(middle, 2.6, when, ha="center", va="center", fontsize=9, color="0.4")
-    ax.text(middle, 1.65, body, ha="center", va="center", fontsize=8.5, linespacing=1.4)
+    ax.text(middle, 1.65, "\n".join(body), ha="center", va="center", fontsize=8.5, linespacing=1.4)
     ax.text(middle, 0.45, code, ha="center", va="center", fontsize=8.5, family="monospace")
     arrow(ax, (x + WIDTH + 0.1, 1.95), (x + 3.55, 1.95))
     if i < len(STEPS) - 1:

@@ -92,11 +92,11 @@ for name in ["seven", "eight", "nine"]:
 # β sends them to the general model
 # ---------------------------------
 # ``beta`` keeps only predictors whose CHCO loss is at most β; a class left without any is
-# *uncovered* and goes to the general model, like a class that matched no node. ``patch_calibration`` (the default, 0.02) measures
-# on the DAG's reference images how often the general model would pull an image of a covered
-# class into an uncovered one, and down-weights the uncovered classes until that happens for
-# at most 2% of them; ``patch_calibration=None`` is the paper's rule, which takes the general
-# model's word as it is.
+# *uncovered* and goes to the general model, like a class that matched no node.
+# ``patch_calibration`` (the default, 0.02) measures on the DAG's reference images how often
+# the general model would pull an image of a covered class into an uncovered one, and
+# down-weights the uncovered classes until that happens for at most 2% of them;
+# ``patch_calibration=None`` is the paper's rule, which takes the general model's word as it is.
 settings = {
     "no β": plain,
     "β = 2, calibrated patch (default)": MLLZeroShotClassifier(
