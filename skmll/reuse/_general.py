@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from scipy.special import softmax
 
 from ..hub import MixedSizeBatch, preprocess, run_expert
-from ..hub._base import n_heads
+from ..hub._base import hash_state_dict, n_heads
 from ..selection._text import default_text_encoder, embed_texts
+from ..utils import hash_json, new_hasher
 
 _OPEN_CLIP_SCHEMAS = ("hf-hub:", "local-dir:")
 
@@ -196,6 +197,23 @@ class _TransformersTowers:
         return float(self.model.logit_scale.detach().exp())
 
 
+def _towers_digest(towers):
+    """The towers' declared fingerprint, or a hash of their torch weights; "" if neither.
+
+    Hashing reads every weight once (about a second for ViT-B/32); the caller keeps the result.
+    """
+    declared = getattr(towers, "fingerprint", None)
+    if isinstance(declared, str):
+        return declared
+    model = getattr(towers, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return ""
+    hasher = new_hasher()
+    hasher.update(type(model).__name__.encode())
+    hash_state_dict(model.state_dict(), hasher)
+    return hasher.hexdigest()
+
+
 class CLIPZeroShot:
     """Zero-shot classification with an image-text model (CLIP and kin).
 
@@ -217,6 +235,14 @@ class CLIPZeroShot:
     batch_size : int, default 64
         Images per forward pass.
     name : str, default "clip"
+
+    Attributes
+    ----------
+    fingerprint : str or None
+        A content key of the model's function: the towers' own ``fingerprint`` if they declare
+        one, else a hash of the torch weights of ``towers.model``; with the preprocessing,
+        templates and name. None when neither exists. It keys the general model's cached work
+        (the patch's reference probabilities).
 
     Notes
     -----
@@ -251,6 +277,16 @@ class CLIPZeroShot:
         self.batch_size = int(batch_size)
         self.name = name
         self._text_weights = _PerClassNamesCache()
+        self._towers_digest = None
+
+    @property
+    def fingerprint(self):
+        if self._towers_digest is None:
+            self._towers_digest = _towers_digest(self.towers)
+        if not self._towers_digest:
+            return None
+        return hash_json(["clip", self._towers_digest, self.input_size, self.mean, self.std,
+                          self.templates, self.name])
 
     @classmethod
     def from_open_clip(cls, model_name, pretrained=None, *, checkpoint_path=None,
@@ -423,6 +459,14 @@ class ConSE:
         Prompt templates for head and class names (see :func:`zero_shot_weights`); None embeds
         the bare names, which suits sentence encoders.
 
+    Attributes
+    ----------
+    fingerprint : str or None
+        A content key of the model's function (the expert's and the text encoder's declared
+        fingerprints, head names, ``top_t``, ``temperature``, templates); None when the expert
+        or the encoder declares none. It keys the general model's cached work (the patch's
+        reference probabilities).
+
     Notes
     -----
     A head's name is embedded once, the first time the head is among an image's top T;
@@ -459,6 +503,15 @@ class ConSE:
         self.name = f"conse:{expert.name}"
         self._name_vectors = {}
         self._class_embeddings = _PerClassNamesCache()
+
+    @property
+    def fingerprint(self):
+        parts = [getattr(self.expert, "fingerprint", None),
+                 getattr(self.text_encoder, "fingerprint", None)]
+        if not all(isinstance(part, str) for part in parts):
+            return None
+        return hash_json(["conse", *parts, int(self.expert.n_outputs), self.head_names,
+                          self.top_t, self.temperature, self.templates])
 
     @classmethod
     def from_imagenet(cls, expert, **kwargs):

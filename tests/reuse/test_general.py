@@ -299,3 +299,36 @@ def test_conse_imagenet_on_cat_and_coffee(imagenet_conse):
     task = ["cat", "dog", "coffee cup", "car"]
     proba = imagenet_conse.predict_proba(photos, task)
     assert [task[i] for i in proba.argmax(axis=1)] == ["cat", "coffee cup"]
+
+
+# --- fingerprints: the keys of a general model's cached work ------------------------------------
+
+def test_conse_fingerprint_follows_its_function(digits_0_to_5):
+    expert = digits_0_to_5[0]
+    conse = ConSE(expert, HEAD_NAMES)
+    same = ConSE(expert, list(HEAD_NAMES))
+    assert isinstance(conse.fingerprint, str) and conse.fingerprint == same.fingerprint
+    changed = [ConSE(expert, HEAD_NAMES, top_t=3), ConSE(expert, HEAD_NAMES, temperature=0.1),
+               ConSE(expert, HEAD_NAMES[::-1]), ConSE(expert, HEAD_NAMES, templates="photo")]
+    assert len({conse.fingerprint} | {c.fingerprint for c in changed}) == 5
+    same.temperature = 0.2   # a changed attribute changes the key
+    assert same.fingerprint != conse.fingerprint
+    anonymous = ConSE(expert, HEAD_NAMES, text_encoder=lambda texts: np.ones((len(texts), 3)))
+    assert anonymous.fingerprint is None   # an encoder without a fingerprint: nothing cached
+
+
+def test_clip_fingerprint_hashes_the_weights(tiny_open_clip):
+    model, _, checkpoint = tiny_open_clip
+    clip = CLIPZeroShot.from_open_clip("skmll-tiny-clip", checkpoint_path=checkpoint,
+                                       templates=TEMPLATES)
+    again = CLIPZeroShot.from_open_clip("skmll-tiny-clip", checkpoint_path=checkpoint,
+                                        templates=TEMPLATES)
+    assert isinstance(clip.fingerprint, str) and clip.fingerprint == again.fingerprint
+    with torch.no_grad():
+        next(again.towers.model.parameters()).add_(1e-3)
+    retrained = CLIPZeroShot(again.towers, input_size=clip.input_size, mean=clip.mean,
+                             std=clip.std, templates=TEMPLATES, name=clip.name)
+    assert retrained.fingerprint != clip.fingerprint
+    other_prompts = CLIPZeroShot(clip.towers, input_size=clip.input_size, mean=clip.mean,
+                                 std=clip.std, templates=["{}"], name=clip.name)
+    assert other_prompts.fingerprint != clip.fingerprint
