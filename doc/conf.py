@@ -60,7 +60,7 @@ FIGURES = {DOC / "user_guide" / "mll_steps.py": DOC / "user_guide" / "generated"
 GALLERY_MODE = os.environ.get("SKMLL_DOCS_GALLERY", "all")
 if GALLERY_MODE not in ("all", "fast", "off"):
     raise ValueError(f"SKMLL_DOCS_GALLERY must be 'all', 'fast' or 'off'; got {GALLERY_MODE!r}")
-# 30-45 s on two cores, the others under 20 s (the build prints each example's time).
+# About 20 s on two cores (25 fits), the others 2-14 s (the build prints each example's time).
 SLOW_EXAMPLES = ["plot_grid_search_k"]
 run_pattern = {
     "all": r"/plot_",

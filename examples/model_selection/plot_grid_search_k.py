@@ -17,6 +17,8 @@ images).
 # %%
 # The hub and its labels
 # ----------------------
+import tempfile
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -74,8 +76,10 @@ true_names = np.array(names)[test_digits]
 # ----------------
 # ``fit`` ignores the training folds (the classifier is zero-shot), so each split scores the
 # same selection on a different test fold: the spread says how much the accuracy depends on
-# which images are drawn.
-clf = MLLZeroShotClassifier(names, labeler, k=2, cache_dir=False)
+# which images are drawn. The classifier's cache (here a temporary folder) keeps the DAG's
+# node embeddings, so the many fits below embed only the class names.
+cache = tempfile.mkdtemp()
+clf = MLLZeroShotClassifier(names, labeler, k=2, cache_dir=cache)
 folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
 scores = cross_val_score(clf, test_images, true_names, cv=folds)
 print(f"accuracy per fold: {np.round(scores, 3)}; mean {scores.mean():.3f}")
@@ -89,7 +93,7 @@ print(f"accuracy per fold: {np.round(scores, 3)}; mean {scores.mean():.3f}")
 search = GridSearchCV(clf, {"k": [1, 2, 3, 4, 5]}, cv=folds).fit(test_images, true_names)
 ks = search.cv_results_["param_k"].data.astype(int)
 mean, std = search.cv_results_["mean_test_score"], search.cv_results_["std_test_score"]
-used = [MLLZeroShotClassifier(names, labeler, k=k, cache_dir=False).fit().n_models_used_
+used = [MLLZeroShotClassifier(names, labeler, k=k, cache_dir=cache).fit().n_models_used_
         for k in ks]
 print(f"best k: {search.best_params_['k']} (accuracy {search.best_score_:.3f})")
 
