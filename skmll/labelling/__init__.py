@@ -1,9 +1,17 @@
 """Step I, model labelling: pre-test experts on the SDAG (Eq. 1-3)."""
 
+from ._labeldir import (
+    ExpertRecordStatus,
+    expert_statuses,
+    load_label_dir,
+    read_sdag_manifest,
+    save_label_dir,
+)
 from ._labeler import LabellingError, ModelLabeler
 from ._labels import ModelLabel, build_labels, mix_successors
 from ._pretest import NodeStatistics
 from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
-__all__ = ["LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel", "ModelLabeler",
-           "NodeStatistics", "PrunePlan", "build_labels", "mix_successors"]
+__all__ = ["ExpertRecordStatus", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
+           "ModelLabeler", "NodeStatistics", "PrunePlan", "build_labels", "expert_statuses",
+           "load_label_dir", "mix_successors", "read_sdag_manifest", "save_label_dir"]

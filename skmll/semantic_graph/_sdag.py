@@ -20,6 +20,8 @@ from ..utils import hash_array, hash_file, hash_json, new_hasher
 from ._wordnet import load_wordnet, node_text, synset_for
 
 _MIXED_SIZE_DEFAULT = (224, 224)  # files of differing sizes in one node are resized to this
+MANIFEST_FORMAT = "skmll-sdag"
+MANIFEST_VERSION = 1
 
 
 def _read_only(array):
@@ -202,6 +204,9 @@ class SemanticDAG:
         self._order = self._sort_topologically()
         self._node_hashes = {}
         self._file_sizes = {}
+        # node index -> (data hash, image count) of the images a manifest describes; None when
+        # the images themselves are held (see from_manifest)
+        self._described = None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -389,6 +394,104 @@ class SemanticDAG:
         return cls.from_wordnet(data, max_per_node=per_node, random_state=random_state,
                                 image_size=image_size, cache_dir=cache_dir, wordnet=wordnet)
 
+    def to_manifest(self):
+        """The SDAG without its images, as a JSON-ready dict: what labels need of it.
+
+        Node ids, edges, texts, ``image_size``, and for each node with images their count and
+        data hash (:meth:`node_data_hash`, the key of that node's rows in a label store). A label
+        directory keeps it beside the labels, so that another machine can match class names to
+        nodes and read labels without the images (:meth:`from_manifest`).
+
+        Returns
+        -------
+        manifest : dict
+            ``{"format": "skmll-sdag", "version": 1, "nodes": [...], "edges": [...],
+            "image_size": ..., "data_hash": ...}``; ``json.dumps`` writes it as it is.
+
+        Examples
+        --------
+        >>> import json
+        >>> import numpy as np
+        >>> from skmll import SemanticDAG
+        >>> sdag = SemanticDAG(["shape", "round"], edges=[("shape", "round")],
+        ...                    data={"round": np.zeros((3, 8, 8), np.uint8)})
+        >>> manifest = json.loads(json.dumps(sdag.to_manifest()))
+        >>> [(node["id"], node["n_images"]) for node in manifest["nodes"]]
+        [('shape', 0), ('round', 3)]
+        >>> described = SemanticDAG.from_manifest(manifest)
+        >>> described.data_hash == sdag.data_hash, described.n_images.tolist()
+        (True, [0, 3])
+        """
+        nodes = []
+        for node, text, count in zip(self._node_ids, self._texts, self.n_images):
+            entry = {"id": node, "text": text, "n_images": int(count)}
+            if count:
+                entry["data_key"] = self.node_data_hash(node)
+            nodes.append(entry)
+        return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "nodes": nodes,
+                "edges": [list(edge) for edge in self._edges],
+                "image_size": None if self._image_size is None else list(self._image_size),
+                "data_hash": self.data_hash}
+
+    @classmethod
+    def from_manifest(cls, manifest):
+        """An SDAG that describes its images without holding them (see :meth:`to_manifest`).
+
+        It has the node ids, edges, texts, image counts and data hashes of the SDAG the manifest
+        was written from, so :class:`~skmll.ModelLabeler` finds that SDAG's stored labels with
+        it and :class:`~skmll.MLLZeroShotClassifier` matches class names on it; reading its
+        images (:meth:`iter_batches` of a node that has some: labelling an expert anew, or
+        calibrating a general model's patch) raises a ValueError that says so.
+
+        Parameters
+        ----------
+        manifest : dict
+            As :meth:`to_manifest` returns it (or ``json.load`` reads it back).
+
+        Returns
+        -------
+        sdag : SemanticDAG
+
+        Raises
+        ------
+        ValueError
+            When ``manifest`` is not a version-1 SDAG manifest, is malformed, or its data hash
+            does not match its nodes' (an edited or damaged manifest).
+
+        Examples
+        --------
+        >>> from skmll import SemanticDAG
+        >>> sdag = SemanticDAG.from_manifest({
+        ...     "format": "skmll-sdag", "version": 1, "edges": [["shape", "round"]],
+        ...     "nodes": [{"id": "shape", "text": "Name: shape", "n_images": 0},
+        ...               {"id": "round", "text": "Name: round", "n_images": 3,
+        ...                "data_key": "4f1c"}]})
+        >>> sdag
+        SemanticDAG(n_nodes=2, n_edges=1, n_nodes_with_images=1, n_images=3, images_held=False)
+        >>> sdag.node_data_hash("round"), sdag.has_data_below.tolist()
+        ('4f1c', [True, True])
+        """
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise ValueError("not an SDAG manifest: expected a dict with "
+                             f"format={MANIFEST_FORMAT!r} (SemanticDAG.to_manifest)")
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"SDAG manifest version {manifest.get('version')!r} is not "
+                             f"{MANIFEST_VERSION}, the version this skmll reads")
+        try:
+            entries = [_manifest_node(entry) for entry in manifest["nodes"]]
+            sdag = cls([node for node, _, _, _ in entries], edges=manifest.get("edges", ()),
+                       texts={node: text for node, text, _, _ in entries},
+                       image_size=manifest.get("image_size"))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed SDAG manifest: {exc!r}") from None
+        sdag._described = {i: (key, count) for i, (_, _, count, key) in enumerate(entries)
+                           if count}
+        recorded = manifest.get("data_hash")
+        if recorded is not None and recorded != sdag.data_hash:
+            raise ValueError("the SDAG manifest's data_hash does not match its nodes' data keys: "
+                             "it was edited or damaged")
+        return sdag
+
     # -- graph ----------------------------------------------------------------------------
 
     @property
@@ -458,6 +561,9 @@ class SemanticDAG:
     @functools.cached_property
     def n_images(self):
         """ndarray of int64 (n_nodes,): the number of images of each node (read-only)."""
+        if self._described is not None:
+            counts = [self._described.get(i, (None, 0))[1] for i in range(self.n_nodes)]
+            return _read_only(np.array(counts, dtype=np.int64))
         counts = [0 if images is None else len(images) for images in self._images]
         return _read_only(np.array(counts, dtype=np.int64))
 
@@ -473,9 +579,12 @@ class SemanticDAG:
         """Content hash of a node's images (array bytes or file bytes) and of ``image_size``.
 
         Two SDAGs give a node the same hash exactly when iterating it yields the same images,
-        so it keys cached forward passes. Computed once per node.
+        so it keys cached forward passes. Computed once per node; an SDAG read from a manifest
+        answers the hashes the manifest records.
         """
         index = self._index_of(node_id)
+        if self._described is not None and index in self._described:
+            return self._described[index][0]
         if index not in self._node_hashes:
             images = self._images[index]
             hasher = new_hasher()
@@ -531,9 +640,20 @@ class SemanticDAG:
             raise TypeError(f"nodes must be a list of node ids; got the single str {nodes!r}")
         else:
             indices = dict.fromkeys(self._index_of(node) for node in nodes)  # drop repeats
+        self._check_images_held(indices)
         chunks = ((chunk, index) for index in indices if self._images[index] is not None
                   for chunk in self._read_node(index, batch_size, image_size))
         return _batched(chunks, batch_size)
+
+    def _check_images_held(self, indices):
+        """Raise when a node to read has images that a manifest describes but nobody holds."""
+        described = [i for i in indices if self._described and i in self._described]
+        if described:
+            raise ValueError(
+                f"this SDAG was read from a manifest: it records {int(self.n_images[described[0]])}"
+                f" image(s) of node {self._node_ids[described[0]]!r} (and {len(described) - 1} "
+                "more node(s)) but holds none, so they cannot be read; build the SDAG from the "
+                "images (SemanticDAG.from_image_folder, from_wordnet) to label new experts")
 
     def _read_node(self, index, chunk_size, image_size):
         """A node's images as float32 RGB chunks of at most ``chunk_size``, read on demand."""
@@ -586,6 +706,19 @@ class SemanticDAG:
         return state
 
     def __repr__(self):
+        held = "" if self._described is None else ", images_held=False"
         return (f"{type(self).__name__}(n_nodes={self.n_nodes}, n_edges={len(self._edges)}, "
                 f"n_nodes_with_images={int((self.n_images > 0).sum())}, "
-                f"n_images={int(self.n_images.sum())})")
+                f"n_images={int(self.n_images.sum())}{held})")
+
+
+def _manifest_node(entry):
+    """``(id, text, n_images, data key or None)`` of one manifest node entry, checked."""
+    node, text, count = entry["id"], entry["text"], entry["n_images"]
+    key = entry.get("data_key")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise TypeError(f"node {node!r} has n_images={count!r}; expected an int >= 0")
+    if bool(count) != isinstance(key, str):
+        raise TypeError(f"node {node!r} has {count} image(s) and data_key={key!r}: a node with "
+                        "images needs a str data key, one without has none")
+    return node, text, count, key

@@ -1,0 +1,124 @@
+"""What the subcommands share: path checks, the selection flags, output writing."""
+
+import argparse
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from .._classifier import MLLZeroShotClassifier
+from ..labelling import load_label_dir
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (a flag, a value, a path that names nothing): exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as :class:`UsageError` (one line, exit 2) by ``main``."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def existing_file(text):
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"file {text!r} does not exist")
+    return Path(text)
+
+
+def existing_directory(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"directory {text!r} does not exist")
+    return Path(text)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
+    return value
+
+
+def fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {value}")
+    return value
+
+
+def non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {value}")
+    return value
+
+
+def add_label_dir_flags(parser):
+    """``--labels DIR`` (a label directory that exists) and ``--hub HUB.toml``."""
+    parser.add_argument("--labels", metavar="DIR", required=True, type=existing_directory,
+                        help="label directory written by 'skmll label'")
+    parser.add_argument("--hub", metavar="HUB.toml", type=existing_file,
+                        help="hub file of the experts (default: DIR/hub.toml); use this "
+                             "machine's when its model paths differ")
+
+
+def add_selection_flags(parser):
+    """The :class:`~skmll.MLLZeroShotClassifier` and labeler parameters, named after them."""
+    group = parser.add_argument_group("selection (MLLZeroShotClassifier parameters)")
+    group.add_argument("--k", type=positive_int, default=2, help="experts per class (default 2)")
+    group.add_argument("--beta", type=non_negative, default=None,
+                       help="largest reuse loss kept (default: any)")
+    group.add_argument("--delta", type=fraction, default=1.0,
+                       help="label mixing weight in [0, 1] (default 1.0)")
+    group.add_argument("--min-similarity", type=float, default=0.0,
+                       help="class-node pairs less similar stay unmatched (default 0.0)")
+    group.add_argument("--reuse", choices=["profile", "entropy"], default="profile",
+                       help="how selected experts' outputs are combined (default profile)")
+    cache = group.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", metavar="PATH", default=None,
+                       help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
+                            "or ~/.cache/skmll)")
+    cache.add_argument("--no-cache", dest="cache_dir", action="store_false",
+                       help="cache no text embedding")
+
+
+def fitted_classifier(args, classes, *, on_uncovered):
+    """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
+    model."""
+    labeler = load_label_dir(args.labels, hub=args.hub, delta=args.delta)
+    classifier = MLLZeroShotClassifier(
+        classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,
+        reuse=args.reuse, on_uncovered=on_uncovered, cache_dir=args.cache_dir,
+        verbose=args.verbose)
+    return classifier.fit()
+
+
+def as_json(document):
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def as_csv(header, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def as_table(header, rows):
+    """Left-aligned columns for people to read (CSV and JSON are for programs)."""
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in cells)

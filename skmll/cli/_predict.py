@@ -1,0 +1,112 @@
+"""``skmll predict``: classify image files for a task given as class names."""
+
+import argparse
+import os
+from pathlib import Path
+
+from ..hub._images import is_image_path
+from ..utils import progress
+from ._common import (
+    UsageError,
+    add_label_dir_flags,
+    add_selection_flags,
+    as_csv,
+    as_json,
+    fitted_classifier,
+    positive_int,
+)
+
+EXAMPLES = """\
+examples:
+  skmll predict --labels labels/ --classes cat dog sandal -- photos/*.png
+  skmll predict photos/ --labels labels/ --classes cat dog --out predictions.csv
+  skmll predict --labels labels/ --hub my-hub.toml --classes cat dog --format json -- a.jpg
+
+End the class list with '--' (or put the images first). A folder stands for the image files
+directly inside it. Only the experts selected for the classes are built. Output: one row per
+image with the predicted class and one probability column per class (columns in sorted class
+order, as MLLZeroShotClassifier.classes_), as CSV or JSON, to stdout or --out (its extension,
+.csv or .json, sets the format)."""
+
+_FIXED_COLUMNS = ("image", "prediction")
+
+
+def register_subcommand(subparsers, parents):
+    parser = subparsers.add_parser(
+        "predict", parents=parents, help="classify images (builds only the selected experts)",
+        description="Classify image files zero-shot for the given class names.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", metavar="IMAGE", nargs="+",
+                        help="image files, or folders of image files")
+    add_label_dir_flags(parser)
+    parser.add_argument("--classes", metavar="CLASS", nargs="+", required=True,
+                        action="extend", help="class names")
+    add_selection_flags(parser)
+    parser.add_argument("--on-uncovered", choices=["raise", "drop"], default="raise",
+                        help="classes no expert serves: fail with exit code 1 (raise) or "
+                             "leave them out (drop)")
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="images read and classified at a time (default 256)")
+    parser.add_argument("--out", metavar="FILE", help="write here (.csv or .json) instead of "
+                                                      "stdout")
+    parser.add_argument("--format", choices=["csv", "json"], default=None,
+                        help="output format (default: the --out extension, else csv)")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    output_format = _output_format(args)
+    paths = _image_paths(args.images)
+    classifier = fitted_classifier(args, args.classes, on_uncovered=args.on_uncovered)
+    columns = [str(c) for c in classifier.classes_]
+    clash = sorted(set(columns) & set(_FIXED_COLUMNS))
+    if clash and output_format == "csv":
+        raise UsageError(f"class name(s) {clash} would repeat a CSV column name: use --format "
+                         "json")
+    rows = []
+    starts = range(0, len(paths), args.batch_size)
+    for start in progress(starts, verbose=args.verbose, desc="predicting", unit="batch"):
+        chunk = paths[start:start + args.batch_size]
+        probabilities = classifier.predict_proba(chunk)
+        predicted = classifier.classes_[probabilities.argmax(axis=1)]
+        rows += [(path, str(label), [float(p) for p in row])
+                 for path, label, row in zip(chunk, predicted, probabilities)]
+    if output_format == "json":
+        text = as_json([{"image": path, "prediction": label,
+                         "probabilities": dict(zip(columns, row))} for path, label, row in rows])
+        text += "\n"
+    else:
+        text = as_csv([*_FIXED_COLUMNS, *columns],
+                      [[path, label, *map(repr, row)] for path, label, row in rows])
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _output_format(args):
+    if not args.out:
+        return args.format or "csv"
+    by_extension = {".csv": "csv", ".json": "json"}.get(Path(args.out).suffix.lower())
+    if by_extension is None and args.format is None:
+        raise UsageError(f"--out {args.out!r}: name a .csv or .json file, or give --format")
+    if by_extension and args.format and by_extension != args.format:
+        raise UsageError(f"--out {args.out!r} and --format {args.format} disagree")
+    return args.format or by_extension
+
+
+def _image_paths(arguments):
+    """Files as given; a folder as its image files (sorted), directly inside it."""
+    paths = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            paths += sorted(str(p) for p in Path(argument).iterdir()
+                            if p.is_file() and is_image_path(p))
+        elif os.path.isfile(argument):
+            paths.append(argument)
+        else:
+            raise UsageError(f"image {argument!r} does not exist")
+    if not paths:
+        raise UsageError(f"no image files in {arguments}")
+    return paths

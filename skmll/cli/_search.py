@@ -1,0 +1,68 @@
+"""``skmll search``: which node each class matches and which experts would serve it."""
+
+import argparse
+
+from ._common import (
+    add_label_dir_flags,
+    add_selection_flags,
+    as_json,
+    as_table,
+    fitted_classifier,
+)
+
+EXAMPLES = """\
+examples:
+  skmll search --labels labels/ cat dog sandal
+  skmll search --labels labels/ --k 1 --format json "ankle boot" sneaker
+
+Reads the label directory only: no image, no expert is loaded. Classes no expert serves are
+listed as uncovered; the exit code is 1 when no class is covered."""
+
+
+def register_subcommand(subparsers, parents):
+    parser = subparsers.add_parser(
+        "search", parents=parents, help="match classes to nodes and experts (loads no model)",
+        description="Match class names to SDAG nodes and select the experts that would serve "
+                    "them, from the label directory alone.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")
+    add_label_dir_flags(parser)
+    add_selection_flags(parser)
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.set_defaults(run=run)
+
+
+def selection_report(classifier, classes):
+    """Per class (in the order given): node, similarity and serving experts; then coverage."""
+    report = []
+    for name in classes:
+        match = classifier.matched_nodes_[name]
+        report.append({
+            "class": name,
+            "node": match[0] if match else None,
+            "similarity": match[1] if match else None,
+            "experts": [{"name": expert, "loss": loss}
+                        for expert, loss, _ in classifier.experts_[name]],
+            "covered": name in classifier.covered_classes_,
+        })
+    return {"classes": report, "coverage": classifier.coverage_,
+            "n_models_used": classifier.n_models_used_}
+
+
+def run(args):
+    classifier = fitted_classifier(args, args.classes, on_uncovered="drop")
+    report = selection_report(classifier, args.classes)
+    if args.format == "json":
+        print(as_json(report))
+        return 0
+    rows = []
+    for entry in report["classes"]:
+        experts = ", ".join(f"{e['name']} ({e['loss']:.3f})" for e in entry["experts"])
+        rows.append((entry["class"], entry["node"] or "-",
+                     "-" if entry["similarity"] is None else f"{entry['similarity']:.2f}",
+                     experts or "uncovered"))
+    print(as_table(["class", "node", "similarity", "experts (reuse loss)"], rows))
+    n_covered = sum(entry["covered"] for entry in report["classes"])
+    print(f"coverage {report['coverage']:.0%} ({n_covered} of {len(rows)} classes), "
+          f"{report['n_models_used']} expert(s) used")
+    return 0

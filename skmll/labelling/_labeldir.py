@@ -1,0 +1,303 @@
+"""A label directory opened on any machine: labels, the SDAG's description and the hub file.
+
+Labelling needs the images and runs every expert; choosing and running experts for a task needs
+neither the images nor any expert that is not chosen. :func:`save_label_dir` writes into one
+directory everything that the second step needs, and :func:`load_label_dir` opens it as a fitted
+:class:`ModelLabeler` without images or weights::
+
+    DIR/labels/        the label store (LabelStore: one record of node sums per expert)
+    DIR/sdag.json      the SDAG without images (SemanticDAG.to_manifest): node ids, edges,
+                       texts, each node's image count and data key
+    DIR/hub.toml       the hub file, every expert's n_outputs and fingerprint declared
+
+``ModelLabeler(sdag, cache_dir=DIR)`` keeps its records in ``DIR/labels`` already, so labelling
+into ``DIR`` and saving it writes each record once.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..hub import LazyExpert, ModelHub, expert_fingerprint, n_heads
+from ..semantic_graph import SemanticDAG
+from ..utils import atomic_write_bytes
+from ._labeler import ModelLabeler
+from ._store import LabelStore
+
+SDAG_MANIFEST = "sdag.json"
+HUB_FILE = "hub.toml"
+STORE = "labels"   # LabelStore.from_cache_dir(DIR) opens DIR/labels
+
+
+@dataclass(frozen=True)
+class ExpertRecordStatus:
+    """How completely a label directory holds one expert's labels for its SDAG.
+
+    Attributes
+    ----------
+    expert : str
+        The expert's name in the hub file.
+    source : str or None
+        Its specification's source (None for an expert that is not a specification).
+    n_outputs : int or None
+        Declared output size (None: undeclared).
+    fingerprint : str or None
+        Declared fingerprint (None: undeclared).
+    key : str or None
+        Its record's key in the label store.
+    n_labelled : int
+        SDAG nodes with images whose rows the record holds.
+    missing_nodes : tuple of str
+        SDAG nodes with images whose rows it lacks.
+    size : int
+        Bytes of its record on disk.
+    status : {"ok", "incomplete", "missing", "undeclared"}
+        "ok": a row for every node with images; "incomplete": some are missing; "missing": no
+        usable record; "undeclared": the hub file does not declare ``n_outputs`` and
+        ``fingerprint``, so the record cannot be found without building the model.
+    """
+
+    expert: str
+    source: str
+    n_outputs: int
+    fingerprint: str
+    key: str
+    n_labelled: int
+    missing_nodes: tuple
+    size: int
+    status: str
+
+
+def save_label_dir(labeler, directory):
+    """Write a fitted labeler's labels, SDAG manifest and hub file into ``directory``.
+
+    The directory can then be copied anywhere and opened with :func:`load_label_dir`, which
+    needs neither the SDAG's images nor any expert's weights. Records already in the directory
+    are kept (a record gains the rows it lacks); the manifest and the hub file are replaced by
+    this labeler's.
+
+    Parameters
+    ----------
+    labeler : ModelLabeler
+        Fitted on a hub of :class:`~skmll.hub.LazyExpert` (a hub file's experts), each with a
+        fingerprint, so that its labels can be stored and found again.
+    directory : path
+        The label directory; ``ModelLabeler(..., cache_dir=directory)`` has written its records
+        there already, and any other labeler's are merged into it.
+
+    Returns
+    -------
+    directory : Path
+
+    Raises
+    ------
+    TypeError
+        When an expert is a model object rather than a specification (it cannot be written to
+        a hub file).
+    ValueError
+        When an expert has no fingerprint (its labels have no key to be stored under).
+    OSError
+        When a record cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
+    >>> from skmll.hub import LazyExpert
+    >>> from skmll.labelling import load_label_dir, save_label_dir
+    >>> sdag = SemanticDAG(["thing", "dark", "light"],
+    ...                    edges=[("thing", "dark"), ("thing", "light")],
+    ...                    data={"dark": np.zeros((3, 32, 32), np.uint8),
+    ...                          "light": np.full((3, 32, 32), 255, np.uint8)})
+    >>> hub = ModelHub([LazyExpert("timm:test_resnet", num_classes=3, name="tiny")])
+    >>> folder = tempfile.mkdtemp()
+    >>> labeler = ModelLabeler(sdag, cache_dir=folder, verbose=0).fit(hub)
+    >>> _ = save_label_dir(labeler, folder)
+    >>> opened = load_label_dir(folder)          # no image, no weights
+    >>> opened.sdag
+    SemanticDAG(n_nodes=3, n_edges=2, n_nodes_with_images=2, n_images=6, images_held=False)
+    >>> bool((opened.labels_["tiny"].scores == labeler.labels_["tiny"].scores).all())
+    True
+    >>> opened.hub_["tiny"].is_loaded
+    False
+    """
+    labeler.checked_labels()   # raises unless fitted, and on labeler.sdag
+    directory = Path(directory)
+    sdag, hub = labeler.sdag, labeler.hub_
+    not_specs = [expert.name for expert in hub if not isinstance(expert, LazyExpert)]
+    if not_specs:
+        raise TypeError(f"expert(s) {not_specs} are model objects, not specifications: a label "
+                        "directory holds a hub file, so build the hub from one "
+                        "(ModelHub.from_toml) or of LazyExpert objects")
+    store = LabelStore(directory / STORE)
+    with_images = [sdag.node_ids[n] for n in np.flatnonzero(sdag.n_images > 0)]
+    for expert in hub:
+        key = expert_fingerprint(expert)
+        if key is None:
+            raise ValueError(f"expert {expert.name!r} has no fingerprint, so its labels cannot "
+                             "be stored; declare one in its specification")
+        statistics = labeler.node_statistics_[expert.name]
+        rows = {}
+        for node in with_images:
+            i = sdag.node_index[node]
+            rows[sdag.node_data_hash(node)] = (statistics.logit_sums[i],
+                                               statistics.probability_sums[i],
+                                               int(statistics.counts[i]))
+        if not store.merge(key, rows, expert=expert):
+            raise OSError(f"could not write the labels of expert {expert.name!r} into "
+                          f"{store.records}")
+    hub.to_toml(directory / HUB_FILE, declare_missing=True)
+    # the manifest last: a directory with one has every record it describes
+    atomic_write_bytes(directory / SDAG_MANIFEST,
+                       json.dumps(sdag.to_manifest(), indent=1).encode("utf-8"))
+    return directory
+
+
+def load_label_dir(directory, *, hub=None, delta=1.0, verbose=0):
+    """Open a label directory as a fitted :class:`ModelLabeler`: no image read, no model built.
+
+    The labeler's ``sdag`` is the directory's manifest (:meth:`SemanticDAG.from_manifest`: node
+    ids, edges, texts and data keys, no images), its ``hub_`` the hub file's
+    :class:`~skmll.hub.LazyExpert` objects, and its ``labels_`` are mixed from the stored node
+    sums with ``delta``. :class:`~skmll.MLLZeroShotClassifier` ``fit`` then selects experts
+    from the labels alone, and ``predict`` builds only the selected ones.
+
+    Parameters
+    ----------
+    directory : path
+        Written by :func:`save_label_dir` (or ``skmll label``).
+    hub : path, ModelHub or None, default=None
+        The experts, when they are not the directory's own hub file: e.g. this machine's hub
+        file, whose weights paths are local. Every expert must have labels in the directory
+        (found by its declared fingerprint, whatever its name).
+    delta : float, default=1.0
+        Eq. 2 mixing weight (see :class:`ModelLabeler`); stored sums serve every delta.
+    verbose : int, default=0
+
+    Returns
+    -------
+    labeler : ModelLabeler
+        Fitted, with ``cache_dir=directory``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``directory`` is not a label directory (no such folder, no manifest or hub file).
+    ValueError
+        When an expert does not declare ``n_outputs`` and ``fingerprint``, or the directory
+        lacks its labels for some node of the SDAG; the message names the expert and nodes.
+
+    Examples
+    --------
+    >>> from skmll.labelling import load_label_dir
+    >>> labeler = load_label_dir("labels/")   # doctest: +SKIP
+    """
+    directory = Path(directory)
+    sdag = read_sdag_manifest(directory)
+    hub = open_hub(directory, hub)
+    statuses = expert_statuses(directory, sdag, hub)
+    for status in statuses:
+        _raise_unless_complete(directory, status)
+    labeler = ModelLabeler(sdag, delta=delta, cache_dir=directory, verbose=verbose)
+    return labeler.fit(hub)
+
+
+def read_sdag_manifest(directory):
+    """The SDAG (without images) that the label directory ``directory`` describes.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``directory`` or its manifest does not exist.
+    ValueError
+        When the manifest is unreadable or malformed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"label directory {str(directory)!r} does not exist")
+    path = directory / SDAG_MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(directory)!r} holds no {SDAG_MANIFEST}: it is not a label "
+                                "directory written by skmll label (or save_label_dir)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable: {exc}") from None
+    try:
+        return SemanticDAG.from_manifest(manifest)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def open_hub(directory, hub=None):
+    """The hub: ``hub`` itself (a ModelHub), the hub file at ``hub``, or the directory's own."""
+    if isinstance(hub, ModelHub):
+        return hub
+    path = Path(directory) / HUB_FILE if hub is None else Path(hub)
+    if not path.is_file():
+        raise FileNotFoundError(f"hub file {str(path)!r} does not exist")
+    return ModelHub.from_toml(path)
+
+
+def expert_statuses(directory, sdag, hub):
+    """What the label directory holds of each expert's labels on ``sdag``; builds no model.
+
+    Parameters
+    ----------
+    directory : path
+    sdag : SemanticDAG
+        Usually :func:`read_sdag_manifest` of ``directory``.
+    hub : ModelHub
+
+    Returns
+    -------
+    list of ExpertRecordStatus
+        In hub order.
+    """
+    store = LabelStore(Path(directory) / STORE)
+    sizes = {info.key: info.size for info in store.scan()}
+    needed = {sdag.node_data_hash(sdag.node_ids[n]): sdag.node_ids[n]
+              for n in np.flatnonzero(sdag.n_images > 0)}
+    return [_expert_status(store, sizes, needed, expert) for expert in hub]
+
+
+def _expert_status(store, sizes, needed, expert):
+    declared = getattr(expert, "declared", None)
+    if declared is not None:   # a specification: only what it declares, never a build
+        n_outputs, fingerprint = declared("n_outputs"), declared("fingerprint")
+    else:
+        n_outputs, fingerprint = expert.n_outputs, getattr(expert, "fingerprint", None)
+    described = dict(expert=expert.name, source=getattr(expert, "source", None),
+                     n_outputs=n_outputs, fingerprint=fingerprint)
+    if n_outputs is None or not isinstance(fingerprint, str):
+        return ExpertRecordStatus(**described, key=None, n_labelled=0,
+                                  missing_nodes=tuple(needed.values()), size=0,
+                                  status="undeclared")
+    key = expert_fingerprint(expert)
+    rows = store.load(key, n_heads=n_heads(expert))
+    missing = tuple(node for data_key, node in needed.items() if data_key not in rows)
+    status = "incomplete" if missing and rows else "missing" if missing else "ok"
+    return ExpertRecordStatus(**described, key=key, n_labelled=len(needed) - len(missing),
+                              missing_nodes=missing, size=sizes.get(key, 0), status=status)
+
+
+def _raise_unless_complete(directory, status):
+    where = f"label directory {str(directory)!r}"
+    if status.status == "undeclared":
+        raise ValueError(f"expert {status.expert!r} does not declare n_outputs and fingerprint, "
+                         f"so its labels in the {where} cannot be found without building it: "
+                         "write its hub file with hub.to_toml(path, declare_missing=True)")
+    if status.status == "missing":
+        raise ValueError(f"the {where} holds no labels of expert {status.expert!r} "
+                         f"(fingerprint {status.fingerprint!r}): label it into this directory "
+                         "(skmll label)")
+    if status.status == "incomplete":
+        missing = status.missing_nodes
+        raise ValueError(f"the {where} lacks the labels of expert {status.expert!r} for "
+                         f"{len(missing)} of the SDAG's {status.n_labelled + len(missing)} nodes "
+                         f"with images ({', '.join(map(repr, missing[:5]))}"
+                         f"{', ...' if len(missing) > 5 else ''}): label them into this "
+                         "directory (skmll label)")
