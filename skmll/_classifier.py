@@ -14,7 +14,7 @@ from .reuse._ensemble import ensemble_scores
 from .reuse._patch import normalise_rows, patch_probabilities
 from .reuse._profile import log_profiles, profile_posterior
 from .selection._chco import chco_lower_bounds, chco_many, head_class_probabilities, heu
-from .selection._matching import exact_name_matches, mutual_best_match
+from .selection._matching import exact_name_matches, match_classes
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
 from .utils import progress
@@ -77,7 +77,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Class-node pairs with lower cosine similarity are left unmatched.
     name_bonus : float, default=0.25
         Added to the similarity of a node that has the class name among its names (WordNet
-        lemmas) verbatim, before the mutual best match. 0 is the paper's literal matching.
+        lemmas, compared in dictionary forms: "Boots" names boot.n.01); a class naming a single
+        node takes it, and the other classes are matched by mutual best match on the nodes
+        left (see :func:`~skmll.selection.match_classes`). 0 is the paper's literal matching:
+        one round of mutual best match on cosine similarity.
     nodes : list of (str or None) or None, default=None
         SDAG node ids aligned with ``classes`` to bypass text matching (None entries are matched
         by text).
@@ -200,7 +203,14 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return classes
 
     def _match(self, classes, sdag):
-        """Node index per class (-1 unmatched) and the similarity of each class's best node."""
+        """Node index per class (-1 unmatched) and the cosine similarity of each matched pair.
+
+        Classes without a node in ``nodes`` are matched by
+        :func:`~skmll.selection.match_classes` on the cosine similarity of their names as
+        written and of the node texts, and on their names in dictionary form ("Ankle-Boots"
+        names a node "ankle boot"); ``name_bonus=0`` keeps the paper's single round of mutual
+        best match on the cosine similarity alone.
+        """
         nodes = np.full(len(classes), -1)
         similarity = np.full(len(classes), np.nan)
         given = self.nodes if self.nodes is not None else [None] * len(classes)
@@ -215,22 +225,23 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             encoder = self.text_encoder if self.text_encoder is not None else default_text_encoder()
             node_vectors = embed_texts(encoder, sdag.texts, cache_dir=self.cache_dir,
                                        verbose=self.verbose)
+            names = [classes[i] for i in by_text]
             class_vectors = embed_texts(
-                encoder, [self.class_template.format(classes[i]) for i in by_text],
-                cache_dir=False)
+                encoder, [self.class_template.format(name) for name in names], cache_dir=False)
             if class_vectors.shape[1] != node_vectors.shape[1]:
                 raise ValueError("text encoder gave class and node embeddings of different "
                                  "sizes")
             labelled = np.asarray(sdag.has_data_below, dtype=bool).copy()
             labelled[nodes[nodes >= 0]] = False  # a node fixed by `nodes` is taken
             cosine = class_vectors @ node_vectors.T
-            bonus = self.name_bonus * exact_name_matches([classes[i] for i in by_text],
-                                                         sdag.texts)
-            matched, _ = mutual_best_match(cosine + bonus, candidates=labelled)
-            kept = np.where(matched >= 0, cosine[np.arange(len(by_text)), matched], -np.inf)
-            matched[kept < self.min_similarity] = -1   # the floor applies to the cosine alone
+            hits = None if self.name_bonus == 0 else exact_name_matches(
+                names, sdag.texts, candidates=labelled)
+            matched = match_classes(cosine, hits, candidates=labelled,
+                                    name_bonus=self.name_bonus,
+                                    min_similarity=self.min_similarity)
             nodes[by_text] = matched
-            similarity[by_text] = np.where(matched >= 0, kept, np.nan)
+            similarity[by_text] = np.where(
+                matched >= 0, cosine[np.arange(len(by_text)), np.maximum(matched, 0)], np.nan)
         return nodes, similarity
 
     def _reuse_problems(self, labels, node_rows):
