@@ -15,7 +15,7 @@ import tracemalloc
 import numpy as np
 
 from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG
-from skmll.labelling import ModelLabel
+from skmll.labelling import ModelLabel, sdag_key
 
 CLASSES = ["sandal", "sneaker", "boot", "bag", "coat", "dress", "shirt", "trousers", "pullover",
            "hat"]
@@ -31,14 +31,16 @@ class SyntheticExpert:
         raise RuntimeError("fit must not run experts")
 
 
-def synthetic_label(rng, name, n_nodes, n_heads):
+def synthetic_label(rng, name, sdag, n_heads):
+    n_nodes = sdag.n_nodes
     scores = rng.normal(0, 1, (n_nodes, n_heads))
     informative = rng.choice(n_heads, size=min(n_heads, 3), replace=False)
     for head in informative:
         scores[rng.choice(n_nodes, size=2, replace=False), head] += rng.uniform(2, 6)
     probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    return ModelLabel(name, tuple(), scores.astype(np.float32), probabilities.astype(np.float32))
+    return ModelLabel(name, tuple(sdag.node_ids), scores.astype(np.float32),
+                      probabilities.astype(np.float32), sdag_key=sdag_key(sdag), delta=1.0)
 
 
 def build_labeler(n_experts, seed=0):
@@ -49,10 +51,11 @@ def build_labeler(n_experts, seed=0):
     labeler = ModelLabeler(sdag, cache_dir=False, verbose=0)
     experts = [SyntheticExpert(f"m{i}", int(rng.integers(10, 1001))) for i in range(n_experts)]
     labeler.hub_ = ModelHub(experts)
-    labeler.labels_ = {e.name: synthetic_label(rng, e.name, len(nodes), e.n_outputs)
+    labeler.labels_ = {e.name: synthetic_label(rng, e.name, sdag, e.n_outputs)
                        for e in experts}
     labeler.delta_ = labeler.delta
     labeler.node_statistics_ = {}
+    labeler.sdag_key_, labeler.fingerprints_ = sdag_key(sdag), {}
     return labeler
 
 

@@ -1,6 +1,7 @@
 """``MLLZeroShotClassifier``: selection (matching, CHCO, top-k) and reuse for a task of class names."""
 
-import numbers
+import string
+import unicodedata
 import warnings
 
 import numpy as np
@@ -10,17 +11,45 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .hub import as_image_batch, describe_head, run_expert
+from .labelling import ModelLabeler
 from .reuse._ensemble import ensemble_scores
-from .reuse._patch import normalise_rows, patch_probabilities
+from .reuse._patch import (
+    calibrate_patch,
+    general_model_proba,
+    normalise_rows,
+    patch_probabilities,
+)
 from .reuse._profile import log_profiles, profile_posterior
 from .selection._chco import chco_lower_bounds, chco_many, head_class_probabilities, heu
 from .selection._matching import exact_name_matches, match_classes
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
 from .utils import progress
+from .utils._param_validation import (
+    CACHE_DIR_CONSTRAINTS,
+    HasMethods,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    _fit_context,
+)
 
 
 _TIGHT_TOL = 1e-6   # relative duality gap of the reuse losses that decide the selection
+_LISTED = 10        # names quoted in an error message before "... and N more"
+
+
+def _quoted(names):
+    """At most ``_LISTED`` names for a message, then how many more there are."""
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:_LISTED])
+    return shown + (f" ... and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+
+
+def _invisible(name):
+    """Code points of ``name`` that print as nothing (control and format characters)."""
+    return [f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) in ("Cc", "Cf")]
 
 
 def _check_classes(classes):
@@ -34,16 +63,50 @@ def _check_classes(classes):
         raise TypeError(f"class names must be str; got {bad[:3]!r}")
     empty = [i for i, c in enumerate(classes) if not c.strip()]
     if empty:
-        raise ValueError(f"class names at positions {empty} are empty")
+        raise ValueError(f"class names at positions {empty[:_LISTED]} are empty")
+    hidden = {c: _invisible(c) for c in classes if _invisible(c)}
+    if hidden:
+        raise ValueError("class names must not contain invisible characters; got "
+                         + "; ".join(f"{c!r} ({', '.join(cp)})" for c, cp in
+                                     list(hidden.items())[:_LISTED]))
     seen, duplicates = set(), []
     for c in classes:
-        key = c.strip().lower()
+        key = " ".join(c.lower().split())
         if key in seen:
             duplicates.append(c)
         seen.add(key)
     if duplicates:
-        raise ValueError(f"duplicate class names: {sorted(set(duplicates))}")
+        raise ValueError(f"duplicate class names: {_quoted(sorted(set(duplicates)))}")
     return classes
+
+
+def _check_template(template):
+    """``class_template`` must have exactly one ``{}`` field, where the class name goes."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        ok = len(fields) == 1 and fields[0] in ("", "0")
+        if ok:
+            template.format("x")
+    except (ValueError, IndexError, KeyError):
+        ok = False
+    if not ok:
+        raise ValueError("class_template must hold exactly one '{}' where the class name goes "
+                         f"(other braces doubled: '{{{{'); got {template!r}")
+
+
+def _check_nodes(nodes, classes, sdag):
+    """``nodes`` aligned with ``classes``: SDAG node ids or None, no node given twice."""
+    if isinstance(nodes, str) or not hasattr(nodes, "__len__") or len(nodes) != len(classes):
+        raise ValueError(f"nodes must be a list aligned with classes ({len(classes)} entries); "
+                         f"got {nodes!r:.200}")
+    given = [n for n in nodes if n is not None]
+    unknown = [n for n in given if not isinstance(n, str) or n not in sdag.node_index]
+    if unknown:
+        raise ValueError(f"nodes not in the SDAG: {_quoted(unknown)}")
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise ValueError("two classes cannot share one SDAG node (their predictors would be "
+                         f"identical); given more than once: {_quoted(twice)}")
 
 
 class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
@@ -109,11 +172,21 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Where node embeddings are cached (None: the default folder; False: off).
     verbose : int, default=0
         Progress bars (node embeddings, prediction batches) when > 0.
+    patch_calibration : float in [0, 1) or None, default=0.02
+        How far the general model is trusted with the uncovered classes. At ``fit`` it is run
+        on the SDAG's reference images of the covered classes, and its uncovered classes are
+        down-weighted (a prior shift) until at most this fraction of those images would go to
+        an uncovered class (:func:`skmll.reuse.fit_patch_calibration`; default chosen on
+        development tasks: ``benchmarks/bench_patch.py``). None is the paper's rule, which
+        takes the general model's share as it is.
 
     Attributes
     ----------
     classes_ : ndarray of str
-        Class names, in the order of ``predict_proba`` columns.
+        Class names, sorted (scikit-learn's contract: its scorers read ``predict_proba``
+        columns in sorted-label order); the order of ``predict_proba`` columns. The order the
+        classes were given in is kept in ``matched_nodes_``, ``covered_classes_`` and
+        :meth:`explain`.
     matched_nodes_ : dict of str to (str, float) or None
         The SDAG node and cosine similarity each class matched (None: unmatched).
     experts_ : dict of str to list of (str, float, ndarray)
@@ -133,6 +206,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     profiles_ : dict of str to ndarray (n_covered, n_heads)
         Per serving expert, its label's mean softmax output on each covered class's node (what
         ``reuse="profile"`` compares the expert's outputs with).
+    patch_bias_ : float
+        The log-factor (<= 0) applied to the general model's uncovered-class probabilities;
+        0 when the paper's rule applies unchanged (no uncovered class, no general model,
+        ``patch_calibration=None``, or a general model that needs no correction).
 
     Examples
     --------
@@ -153,10 +230,32 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     ['daylight', 'darkness']
     """
 
-    def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
-                 min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
-                 label_statistic="probability", combination="chco", reuse="profile",
-                 on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0):
+    _parameter_constraints = {
+        "classes": ["array-like"],
+        "labeler": [ModelLabeler],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left"), None],
+        "text_encoder": [callable, None],
+        "general_model": [HasMethods(["predict_proba"]), None],
+        "min_similarity": [Interval(Real, -1, 1, closed="both")],
+        "name_bonus": [Interval(Real, 0, None, closed="left")],
+        "nodes": ["array-like", None],
+        "class_template": [str],
+        "label_statistic": [StrOptions({"probability", "logit"})],
+        "combination": [StrOptions({"chco", "heu"})],
+        "reuse": [StrOptions({"profile", "entropy"})],
+        "on_uncovered": [StrOptions({"raise", "drop"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "cache_dir": CACHE_DIR_CONSTRAINTS,
+        "verbose": ["verbose"],
+        "patch_calibration": [Interval(Real, 0, 1, closed="left"), None],
+    }
+
+    def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None,
+                 general_model=None, min_similarity=0.0, name_bonus=0.25, nodes=None,
+                 class_template="Name: {}", label_statistic="probability", combination="chco",
+                 reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
+                 verbose=0, patch_calibration=0.02):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -174,32 +273,19 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.verbose = verbose
+        self.patch_calibration = patch_calibration
 
     # --- fit: selection ---------------------------------------------------------------------
 
-    def _validate_params(self):
+    def _check_params_vs_input(self):
+        """Checks that need more than one parameter: names, nodes, template, a fitted labeler."""
         classes = _check_classes(self.classes)
-        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
-            raise ValueError(f"k must be an int >= 1; got {self.k!r}")
-        if self.beta is not None and (not isinstance(self.beta, numbers.Real)
-                                      or np.isnan(self.beta)):
-            raise ValueError(f"beta must be a number or None; got {self.beta!r}")
-        choices = {"label_statistic": ("logit", "probability"), "combination": ("chco", "heu"),
-                   "reuse": ("profile", "entropy"), "on_uncovered": ("raise", "drop")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
-        if not isinstance(self.name_bonus, numbers.Real) or self.name_bonus < 0:
-            raise ValueError(f"name_bonus must be a number >= 0; got {self.name_bonus!r}")
-        if self.nodes is not None and len(self.nodes) != len(classes):
-            raise ValueError(f"nodes must align with classes: {len(self.nodes)} nodes for "
-                             f"{len(classes)} classes")
-        if self.general_model is not None and not callable(
-                getattr(self.general_model, "predict_proba", None)):
-            raise TypeError("general_model needs a method predict_proba(images, class_names)")
+        _check_template(self.class_template)
         check_is_fitted(self.labeler, "labels_",
                         msg="labeler is not fitted: call labeler.fit(hub) before fitting the "
                             "classifier")
+        if self.nodes is not None:
+            _check_nodes(self.nodes, classes, self.labeler.sdag)
         return classes
 
     def _match(self, classes, sdag):
@@ -325,8 +411,13 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 losses[i] = np.where(np.isfinite(solution[1]), solution[1], np.finfo(float).max)
             threshold = np.sort(losses, axis=0)[min(int(self.k), n_experts) - 1]
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Match classes to nodes, combine heads with CHCO, select experts. Data is ignored.
+
+        The labeler is read, never changed: labels mixed with another ``delta`` than the
+        labeler's current one are re-mixed here, and labels of another SDAG raise
+        :class:`~skmll.exceptions.StaleLabelsError`.
 
         Parameters
         ----------
@@ -337,10 +428,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        classes = self._validate_params()
+        classes = self._check_params_vs_input()
         labeler = self.labeler
-        if labeler.delta_ != labeler.delta:
-            labeler.update_mixing()
+        labels_by_expert = labeler.checked_labels()
         sdag = labeler.sdag
         node_of_class, similarity = self._match(classes, sdag)
         self.matched_nodes_ = {
@@ -348,18 +438,32 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             for c, n, s in zip(classes, node_of_class, similarity)}
 
         matched = np.flatnonzero(node_of_class >= 0)
-        labels = [labeler.labels_[name] for name in labeler.hub_.names]
         self.expert_names_ = list(labeler.hub_.names)
+        labels = [labels_by_expert[name] for name in self.expert_names_]
         served = self._select(classes, matched, node_of_class, labels)
         self._set_coverage(classes, served)
-        self._set_profiles(sdag)
+        self._set_profiles(sdag, labels_by_expert)
+        self._fit_patch(sdag)
         return self
 
-    def _set_profiles(self, sdag):
+    def _fit_patch(self, sdag):
+        """The bias on the general model's uncovered classes, from the SDAG's reference images
+        (only with both covered and uncovered classes, a general model and a calibration)."""
+        self.patch_bias_ = 0.0
+        covered = self._covered_mask
+        if self.patch_calibration is None or covered.all() or not covered.any():
+            return
+        nodes = [self.matched_nodes_[c][0] if self.matched_nodes_[c] else None
+                 for c in self._task_classes]
+        self.patch_bias_ = calibrate_patch(
+            self.general_model, sdag, self._task_classes, nodes, covered,
+            max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir)
+
+    def _set_profiles(self, sdag, labels_by_expert):
         """Each serving expert's mean softmax output on the covered classes' nodes."""
         rows = [sdag.node_index[self.matched_nodes_[c][0]] for c in self.covered_classes_]
         used = {name for c in self.covered_classes_ for name, _, _ in self.experts_[c]}
-        self.profiles_ = {name: self.labeler.labels_[name].probabilities[rows].copy()
+        self.profiles_ = {name: labels_by_expert[name].probabilities[rows].copy()
                           for name in self.expert_names_ if name in used}
 
     def _select(self, classes, matched, node_of_class, labels):
@@ -390,21 +494,28 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         uncovered = [c for c, s in zip(classes, served) if not s]
         if uncovered and self.general_model is None:
             if self.on_uncovered == "raise":
-                reasons = {c: "no matching SDAG node" if self.matched_nodes_[c] is None
-                           else "no expert passes the selection" for c in uncovered}
+                no_node = [c for c in uncovered if self.matched_nodes_[c] is None]
+                no_expert = [c for c in uncovered if self.matched_nodes_[c] is not None]
+                reasons = [f"no matching SDAG node: {_quoted(no_node)}" if no_node else "",
+                           f"no expert passes the selection: {_quoted(no_expert)}"
+                           if no_expert else ""]
                 raise ValueError(
-                    "the hub cannot serve these classes and no general_model is set: "
-                    + "; ".join(f"{c!r} ({why})" for c, why in reasons.items())
-                    + ". Pass general_model=..., or on_uncovered='drop' to leave them out.")
+                    f"the hub cannot serve {len(uncovered)} of {len(classes)} classes and no "
+                    "general_model is set (" + "; ".join(r for r in reasons if r)
+                    + "). Pass general_model=..., or on_uncovered='drop' to leave them out.")
             classes = covered
             uncovered = []
         if not covered and self.general_model is None:
             raise ValueError("no class is covered by the hub and no general_model is set")
-        self.classes_ = np.array(classes, dtype=object)
+        # Experts and the general model compute columns in the order the classes were given;
+        # predict_proba hands them out in sorted order, as classes_ says.
+        self._task_classes = list(classes)
+        self._sorted_columns = np.array(sorted(range(len(classes)), key=classes.__getitem__))
+        self.classes_ = np.array([classes[i] for i in self._sorted_columns], dtype=object)
         self.covered_classes_ = covered
         self.uncovered_classes_ = uncovered
         self.coverage_ = len(covered) / len(served)   # of all the classes asked for
-        self._covered_mask = np.isin(self.classes_, covered)
+        self._covered_mask = np.isin(np.array(classes, dtype=object), covered)
         used = {name for c in covered for name, _, _ in self.experts_[c]}
         self.n_models_used_ = len(used)
 
@@ -456,20 +567,19 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         starts = range(0, len(images), self.batch_size)
         chunks = [self._proba_chunk(images[i:i + self.batch_size], plan)
                   for i in progress(starts, verbose=self.verbose, desc="predicting", unit="batch")]
-        return np.concatenate(chunks)
+        return np.concatenate(chunks)[:, self._sorted_columns]
 
     def _proba_chunk(self, images, plan):
+        """Probabilities with columns in the given order of the classes (``_task_classes``)."""
         covered = self._covered_mask
-        if not covered.any():
-            return normalise_rows(self.general_model.predict_proba(images, list(self.classes_)))
-        expert_proba = self._expert_proba(images, plan)
+        classes = self._task_classes
         if covered.all():
-            return expert_proba
-        general = np.asarray(self.general_model.predict_proba(images, list(self.classes_)))
-        if general.shape != (len(images), len(self.classes_)):
-            raise ValueError(f"general_model.predict_proba returned shape {general.shape}; "
-                             f"expected {(len(images), len(self.classes_))}")
-        return patch_probabilities(expert_proba, general, covered)
+            return self._expert_proba(images, plan)
+        general = general_model_proba(self.general_model, images, classes)
+        if not covered.any():
+            return general
+        return patch_probabilities(self._expert_proba(images, plan), general, covered,
+                                   bias=self.patch_bias_)
 
     def predict(self, X):
         """The most probable class name for each image."""
@@ -505,6 +615,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
-        tags.input_tags.three_d_array = True   # images (n, H, W[, C])
+        tags.input_tags.two_d_array = False     # images, never tables (n, n_features)
+        tags.input_tags.three_d_array = True    # images (n, H, W[, C])
         tags.target_tags.required = False       # zero-shot: fit ignores y
         return tags

@@ -4,12 +4,6 @@ The experts see disjoint parts of the label space (digits 0-4, digits 5-9, parit
 little data); skmll is never told which. Images are 8x8 uint8 (digit values scaled to 0-255).
 """
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
 import numpy as np
 import pytest
 import torch

@@ -51,7 +51,9 @@ def test_end_to_end_zero_shot_accuracy(digit_clf, digit_splits):
 
 
 def test_fitted_attributes_explain_the_decisions(digit_clf):
-    assert digit_clf.classes_.tolist() == DIGIT_NAMES
+    assert digit_clf.classes_.tolist() == sorted(DIGIT_NAMES)    # scikit-learn's contract
+    assert list(digit_clf.matched_nodes_) == DIGIT_NAMES          # the user's order is kept
+    assert digit_clf.covered_classes_ == DIGIT_NAMES
     served = {c: [name for name, _, _ in e] for c, e in digit_clf.experts_.items()}
     # The parity expert cannot tell ten digits apart: its mean loss is the worst and it is never
     # the first choice. Experts that never saw a digit range do not serve it first.
@@ -68,6 +70,8 @@ def test_fitted_attributes_explain_the_decisions(digit_clf):
     assert 2 <= digit_clf.n_models_used_ <= 4
     text = digit_clf.explain()
     assert "'seven' -> seven.n.01" in text and served["seven"][0] in text
+    positions = [text.index(f"'{c}' ->") for c in DIGIT_NAMES]
+    assert positions == sorted(positions)                         # explain reads in user order
 
 
 def test_predict_proba_rows_and_order(digit_clf, digit_splits):
@@ -129,7 +133,8 @@ def test_bad_images_are_named(digit_clf, bad, error, message):
     (["one", "One "], ValueError, "duplicate"),
     (["one", 2], TypeError, "must be str"),
     (["one", "  "], ValueError, "empty"),
-    ("one", TypeError, "list of class names"),
+    ("one", TypeError, "'classes' parameter"),
+    (np.array(["one", "one"]), ValueError, "duplicate"),
 ])
 def test_bad_class_names(labeler, classes, error, message):
     with pytest.raises(error, match=message):
@@ -137,13 +142,51 @@ def test_bad_class_names(labeler, classes, error, message):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"k": 0}, "k must be"), ({"k": 1.5}, "k must be"), ({"beta": "low"}, "beta"),
-    ({"combination": "sum"}, "combination"), ({"label_statistic": "max"}, "label_statistic"),
-    ({"reuse": "vote"}, "reuse"),
+    ({"k": 0}, "'k' parameter"), ({"k": 1.5}, "'k' parameter"), ({"beta": "low"}, "'beta'"),
+    ({"beta": -1.0}, "'beta'"), ({"combination": "sum"}, "'combination'"),
+    ({"label_statistic": "max"}, "'label_statistic'"), ({"reuse": "vote"}, "'reuse'"),
+    ({"batch_size": 0}, "'batch_size'"), ({"min_similarity": "high"}, "'min_similarity'"),
+    ({"min_similarity": float("nan")}, "'min_similarity'"), ({"verbose": -1}, "'verbose'"),
+    ({"cache_dir": True}, "'cache_dir'"), ({"general_model": object()}, "'general_model'"),
+    ({"class_template": "{0} {1}"}, "class_template must hold exactly one"),
+    ({"class_template": "{name}"}, "class_template must hold exactly one"),
+    ({"class_template": "no field"}, "class_template must hold exactly one"),
 ])
 def test_bad_parameters(labeler, params, message):
+    """Each bad value fails at fit with a message naming the parameter (nothing reaches predict)."""
     with pytest.raises(ValueError, match=message):
         MLLZeroShotClassifier(["one", "two"], labeler, **params).fit()
+
+
+@pytest.mark.parametrize("classes, message", [
+    (["one", "\u200b"], "invisible characters"),
+    (["one", "t\u200bwo"], "U\\+200B"),
+    (["one", "two\n"], "U\\+000A"),
+    (["one", "Two", "two  "], "duplicate class names: 'two  '"),
+])
+def test_class_names_that_print_alike_are_refused(labeler, classes, message):
+    with pytest.raises(ValueError, match=message):
+        MLLZeroShotClassifier(classes, labeler).fit()
+
+
+def test_many_uncovered_names_give_a_short_message(labeler, cache):
+    """10,000 unservable names: the message counts them instead of quoting every one."""
+    classes = ["three"] + [f"gizmo{i}" for i in range(10_000)]
+    def orthogonal(texts):   # every node text its own axis, every gizmo the axis 0
+        return np.eye(64)[[0 if "gizmo" in t else 1 + i for i, t in enumerate(texts)]]
+    with pytest.raises(ValueError) as caught:
+        MLLZeroShotClassifier(classes, labeler, nodes=["three.n.01"] + [None] * 10_000,
+                              text_encoder=orthogonal, min_similarity=0.5,
+                              cache_dir=False).fit()
+    message = str(caught.value)
+    assert "10000 of 10001 classes" in message and "and 9990 more" in message
+    assert len(message) < 1000
+
+
+def test_two_classes_cannot_share_a_node(labeler, cache):
+    with pytest.raises(ValueError, match="cannot share one SDAG node.*'two.n.01'"):
+        MLLZeroShotClassifier(["2", "II"], labeler, nodes=["two.n.01", "two.n.01"],
+                              cache_dir=cache).fit()
 
 
 def test_unfitted_labeler_is_refused(digit_sdag):
@@ -153,14 +196,14 @@ def test_unfitted_labeler_is_refused(digit_sdag):
 
 def test_uncovered_classes_are_named_or_dropped(labeler, cache):
     classes = ["three", "seven", "volcano"]
-    with pytest.raises(ValueError, match="'volcano' \\(no matching SDAG node\\)"):
+    with pytest.raises(ValueError, match="no matching SDAG node: 'volcano'"):
         MLLZeroShotClassifier(classes, labeler, cache_dir=cache).fit()
     clf = MLLZeroShotClassifier(classes, labeler, on_uncovered="drop", cache_dir=cache).fit()
-    assert clf.classes_.tolist() == ["three", "seven"]
+    assert clf.classes_.tolist() == ["seven", "three"]
     assert clf.coverage_ == pytest.approx(2 / 3)
     # beta below every loss leaves nothing served.
-    with pytest.raises(ValueError, match="no expert passes the selection"):
-        MLLZeroShotClassifier(["three", "seven"], labeler, beta=-1.0, cache_dir=cache).fit()
+    with pytest.raises(ValueError, match="no expert passes the selection: 'three', 'seven'"):
+        MLLZeroShotClassifier(["three", "seven"], labeler, beta=1e-9, cache_dir=cache).fit()
 
 
 def test_explicit_nodes_bypass_matching(labeler, digit_splits, cache):
@@ -186,11 +229,11 @@ def test_profile_and_entropy_reuse(labeler, digit_clf, digit_splits, cache):
     # The posterior from first principles: every serving expert's softmax output scored against
     # its label's mean output on each class node (smoothed), summed over experts, normalised.
     sdag = labeler.sdag
-    rows = [sdag.node_index[digit_clf.matched_nodes_[c][0]] for c in DIGIT_NAMES]
+    rows = [sdag.node_index[digit_clf.matched_nodes_[c][0]] for c in digit_clf.classes_]
     log_likelihood = 0.0
     for name in digit_clf.profiles_:
         mu = labeler.labels_[name].probabilities[rows]
-        np.testing.assert_allclose(digit_clf.profiles_[name], mu)
+        np.testing.assert_allclose(digit_clf.profiles_[name][np.argsort(DIGIT_NAMES)], mu)
         mu = 0.99 * mu / mu.sum(axis=1, keepdims=True) + 0.01 / mu.shape[1]
         logits = run_expert(labeler.hub_[name], as_image_batch(images[:40]))
         q = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -245,12 +288,20 @@ def test_fit_leaves_the_labeler_unchanged(labeler, cache):
         np.testing.assert_array_equal(labeler.labels_[name].scores, scores)
 
 
-def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits):
+def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits, cache):
+    """A clone given another delta is re-mixed by the classifier, never in the labeler."""
     images, labels = digit_splits.test
     y = np.array(DIGIT_NAMES, dtype=object)[labels]
     search = GridSearchCV(clone(digit_clf), {"labeler__delta": [0.0, 1.0]}, cv=2).fit(images, y)
-    assert search.best_estimator_.labeler.delta_ == search.best_params_["labeler__delta"]
-    assert digit_clf.labeler.delta_ == 0.5                     # the original is untouched
+    best = search.best_estimator_
+    delta = search.best_params_["labeler__delta"]
+    assert best.labeler.delta == delta and best.labeler.delta_ == 0.5   # labeler left alone
+    assert digit_clf.labeler.delta_ == 0.5
+    # The profiles come from labels mixed with the searched delta, as a labeler refit gives.
+    refit = clone(digit_clf.labeler).set_params(delta=delta).update_mixing()
+    for name, profile in best.profiles_.items():
+        rows = [refit.sdag.node_index[best.matched_nodes_[c][0]] for c in best.covered_classes_]
+        np.testing.assert_allclose(profile, refit.labels_[name].probabilities[rows])
 
 
 class _LabelOnlyExpert:
@@ -266,7 +317,7 @@ class _LabelOnlyExpert:
 def _synthetic_labeler(n_experts, n_nodes, seed=0):
     """A labeler over many experts whose labels are noise plus a few informative heads."""
     from skmll import SemanticDAG
-    from skmll.labelling import ModelLabel
+    from skmll.labelling import ModelLabel, sdag_key
 
     rng = np.random.default_rng(seed)
     nodes = [f"class{i}.n.01" for i in range(n_nodes)]
@@ -279,9 +330,11 @@ def _synthetic_labeler(n_experts, n_nodes, seed=0):
         for head in rng.choice(e.n_outputs, size=2, replace=False):
             scores[rng.choice(n_nodes, size=2, replace=False), head] += rng.uniform(0, 6)
         p = np.exp(scores - scores.max(axis=1, keepdims=True))
-        labels[e.name] = ModelLabel(e.name, tuple(nodes), scores, p / p.sum(axis=1, keepdims=True))
+        labels[e.name] = ModelLabel(e.name, tuple(nodes), scores, p / p.sum(axis=1, keepdims=True),
+                                    sdag_key=sdag_key(sdag), delta=labeler.delta)
     labeler.hub_, labeler.labels_ = ModelHub(experts), labels
     labeler.delta_, labeler.node_statistics_ = labeler.delta, {}
+    labeler.sdag_key_, labeler.fingerprints_ = sdag_key(sdag), {}
     return labeler, nodes
 
 

@@ -86,16 +86,19 @@ def _min_bce_head(probabilities, targets):
 class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
     """Selection by a transferability metric on balanced binary SDAG tests (paper's baselines)."""
 
-    # CHCO's options do not apply here (a metric ranks the experts, one head is the predictor);
-    # fixed so that the inherited parameter validation holds.
-    beta = None
-    label_statistic = "logit"
-    combination = "chco"
+    # CHCO's options (beta, label_statistic, combination) do not apply here: a metric ranks the
+    # experts and one head is the predictor.
+    _parameter_constraints = {
+        **{name: constraint for name, constraint in
+           MLLZeroShotClassifier._parameter_constraints.items()
+           if name not in ("beta", "label_statistic", "combination")},
+        "random_state": ["random_state"],
+    }
 
-    def __init__(self, classes, labeler, k=2, text_encoder=None, general_model=None,
+    def __init__(self, classes, labeler, *, k=2, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
-                 verbose=0, random_state=None):
+                 verbose=0, patch_calibration=0.02, random_state=None):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -110,6 +113,7 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.verbose = verbose
+        self.patch_calibration = patch_calibration
         self.random_state = random_state
 
     def _metric(self, logits, targets):
@@ -287,17 +291,21 @@ reuse_losses_, expert_names_, n_models_used_
 
     _prune = False   # any expert with a finite loss <= beta may be drawn: solve them all
 
-    def __init__(self, classes, labeler, k=2, beta=None, text_encoder=None, general_model=None,
+    _parameter_constraints = {**MLLZeroShotClassifier._parameter_constraints,
+                              "random_state": ["random_state"]}
+
+    def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  label_statistic="probability", combination="chco", reuse="profile",
                  on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
-                 random_state=None):
+                 patch_calibration=0.02, random_state=None):
         super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,
                          general_model=general_model, min_similarity=min_similarity,
                          name_bonus=name_bonus, nodes=nodes, class_template=class_template,
                          label_statistic=label_statistic, combination=combination,
                          reuse=reuse, on_uncovered=on_uncovered, batch_size=batch_size,
-                         cache_dir=cache_dir, verbose=verbose)
+                         cache_dir=cache_dir, verbose=verbose,
+                         patch_calibration=patch_calibration)
         self.random_state = random_state
 
     def _pick(self, losses):

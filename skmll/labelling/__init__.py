@@ -7,11 +7,11 @@ from ._labeldir import (
     read_sdag_manifest,
     save_label_dir,
 )
-from ._labeler import LabellingError, ModelLabeler
-from ._labels import ModelLabel, build_labels, mix_successors
+from ._labeler import LabellingError, ModelLabeler, StaleLabelsError
+from ._labels import ModelLabel, build_labels, mix_successors, sdag_key
 from ._pretest import NodeStatistics
 from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
 __all__ = ["ExpertRecordStatus", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
-           "ModelLabeler", "NodeStatistics", "PrunePlan", "build_labels", "expert_statuses",
-           "load_label_dir", "mix_successors", "read_sdag_manifest", "save_label_dir"]
+           "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels", "expert_statuses",
+           "load_label_dir", "mix_successors", "read_sdag_manifest", "save_label_dir", "sdag_key"]

@@ -1,7 +1,6 @@
 """``ModelLabeler``: pre-tests a hub on the SDAG and stores each expert's label (Eq. 1-3)."""
 
 import copy
-import numbers
 import warnings
 
 import numpy as np
@@ -11,13 +10,26 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..hub import ModelHub, as_image_batch, expert_fingerprint, n_heads, run_expert
 from ..utils import progress
-from ._labels import build_labels
+from ..utils._param_validation import (
+    CACHE_DIR_CONSTRAINTS,
+    HasMethods,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    _fit_context,
+)
+from ._labels import build_labels, sdag_key
 from ._pretest import SharedWork, assemble_statistics, node_shards, pretest_shard
 from ._store import LabelStore
 
 
 class LabellingError(RuntimeError):
     """One or more experts failed during labelling (the others' labels are kept and cached)."""
+
+
+class StaleLabelsError(ValueError):
+    """Labels were computed on another SDAG than the one they are used with."""
 
 
 class ModelLabeler(TransformerMixin, BaseEstimator):
@@ -27,7 +39,13 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
     ``torch.inference_mode`` inside the adapters), averages the outputs per node (Eq. 1) and
     mixes them up the DAG with ``delta`` (Eq. 2, leaves first). Node sums are cached on disk,
     keyed by the expert's fingerprint and each node's data hash, so refitting an unchanged hub
-    runs no forward pass and a new expert or node costs only its own passes.
+    runs no forward pass and a new expert or node costs only its own passes. An expert without
+    a declared ``fingerprint`` has no safe content key: it is pre-tested in memory at every
+    ``fit`` and nothing of it is cached.
+
+    Each label records what it was computed from (the SDAG's node ids, edges and images, the
+    expert's fingerprint, ``delta``, the skmll version): labels reused with another SDAG raise
+    :class:`~skmll.exceptions.StaleLabelsError` instead of answering for the wrong nodes.
 
     Parameters
     ----------
@@ -86,7 +104,18 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
     [[2.0, 2.0], [4.0, 0.0], [0.0, 4.0]]
     """
 
-    def __init__(self, sdag, delta=1.0, batch_size=64, images_per_shard=2048, n_jobs=None,
+    _parameter_constraints = {
+        "sdag": [HasMethods(["iter_batches", "node_data_hash", "heights"])],
+        "delta": [Interval(Real, 0, 1, closed="both")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "images_per_shard": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "cache_dir": CACHE_DIR_CONSTRAINTS,
+        "on_error": [StrOptions({"raise", "warn", "skip"})],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, sdag, *, delta=1.0, batch_size=64, images_per_shard=2048, n_jobs=None,
                  cache_dir=None, on_error="raise", verbose=1):
         self.sdag = sdag
         self.delta = delta
@@ -97,19 +126,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         self.on_error = on_error
         self.verbose = verbose
 
-    def _validate_params(self):
-        if not isinstance(self.delta, numbers.Real) or not 0 <= self.delta <= 1:
-            raise ValueError(f"delta must be a number in [0, 1]; got {self.delta!r}")
-        for name in ("batch_size", "images_per_shard"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-        if self.on_error not in ("raise", "warn", "skip"):
-            raise ValueError(f"on_error must be 'raise', 'warn' or 'skip'; got {self.on_error!r}")
-        for attr in ("node_ids", "n_images", "iter_batches", "node_data_hash", "heights"):
-            if not hasattr(self.sdag, attr):
-                raise TypeError(f"sdag must be a SemanticDAG; got {type(self.sdag).__name__}")
-
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, hub, y=None):
         """Label every expert of ``hub`` (cached work is reused).
 
@@ -122,7 +139,6 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
         hub = hub if isinstance(hub, ModelHub) else ModelHub(hub)
         store = LabelStore.from_cache_dir(self.cache_dir)
         with_images = np.flatnonzero(self.sdag.n_images > 0)
@@ -183,21 +199,64 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
             if self.on_error == "warn":
                 warnings.warn(f"left out of the hub after failing: {report}", stacklevel=3)
         self.hub_ = hub.subset([name for name in hub.names if name not in failures])
+        self.fingerprints_ = {e.name: rows[e.name][0] for e in self.hub_}
         self.node_statistics_ = {
             e.name: assemble_statistics(self.sdag, rows[e.name][1], n_heads(e)) for e in self.hub_}
+        self.sdag_key_ = sdag_key(self.sdag)
         self.update_mixing()
+
+    def _check_same_sdag(self):
+        """Raise when the node sums were computed on another SDAG than ``self.sdag``."""
+        check_is_fitted(self, "node_statistics_")
+        if sdag_key(self.sdag) != self.sdag_key_:
+            raise StaleLabelsError(
+                "the labels were computed on another SDAG than labeler.sdag (its node ids, "
+                "edges or images differ, e.g. after set_params(sdag=...)): call "
+                "labeler.fit(hub) to relabel (cached forward passes are reused)")
 
     def update_mixing(self):
         """Recompute ``labels_`` (Eq. 2) from the stored node sums with the current ``delta``.
 
-        Cheap (no forward pass); used when ``delta`` changed after fitting, e.g. on a clone
-        inside a grid search.
+        Cheap (no forward pass); used when ``delta`` changed after fitting.
+
+        Raises
+        ------
+        StaleLabelsError
+            When ``sdag`` is no longer the SDAG the node sums were computed on.
         """
-        check_is_fitted(self, "node_statistics_")
         self._validate_params()
-        self.labels_ = build_labels(self.sdag, self.node_statistics_, self.delta)
+        self._check_same_sdag()
+        self.labels_ = build_labels(self.sdag, self.node_statistics_, self.delta,
+                                    self.fingerprints_)
         self.delta_ = self.delta
         return self
+
+    def checked_labels(self):
+        """The labels for the current parameters, checked against what they were computed from.
+
+        Never changes the labeler: labels mixed with another ``delta`` than the current one are
+        re-mixed into a new dict (no forward pass); labels of another SDAG raise.
+
+        Returns
+        -------
+        dict of str to ModelLabel
+
+        Raises
+        ------
+        StaleLabelsError
+            When the labels were computed on another SDAG than ``sdag``.
+        """
+        self._validate_params()
+        self._check_same_sdag()
+        key = self.sdag_key_
+        stale = [name for name, label in self.labels_.items()
+                 if label.sdag_key != key or label.node_ids != tuple(self.sdag.node_ids)]
+        if stale:
+            raise StaleLabelsError(f"labels of {stale[:5]} do not belong to labeler.sdag: call "
+                                   "labeler.fit(hub) to relabel")
+        if all(label.delta == self.delta for label in self.labels_.values()):
+            return self.labels_
+        return build_labels(self.sdag, self.node_statistics_, self.delta, self.fingerprints_)
 
     def transform(self, X):
         """The hub's logits for images, all experts side by side.
@@ -214,6 +273,18 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         images = as_image_batch(X)
         return np.concatenate([run_expert(e, images) for e in self.hub_], axis=1)
 
+    def fit_transform(self, X, y=None, **fit_params):
+        """Not available: ``fit`` takes a hub and ``transform`` takes images.
+
+        Raises
+        ------
+        TypeError
+            Always; call ``fit(hub)`` and then ``transform(images)``.
+        """
+        self._validate_params()   # a bad parameter is named first, as fit would
+        raise TypeError("ModelLabeler is fitted on a hub of experts and transforms images, so "
+                        "fit_transform(X) has no single X: call labeler.fit(hub).transform(images)")
+
     def get_feature_names_out(self, input_features=None):
         """``"<expert>:<head>"`` for each column of ``transform``."""
         check_is_fitted(self, "labels_")
@@ -223,11 +294,12 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
     def __sklearn_clone__(self):
         # Labels are the expensive, content-addressed part: a clone keeps them (as
         # sklearn.frozen.FrozenEstimator keeps its estimator), so cross-validation and grid
-        # searches over a classifier holding this labeler do not lose them. A clone whose delta
-        # is changed afterwards re-mixes from the stored node sums (update_mixing).
+        # searches over a classifier holding this labeler do not lose them. The labels carry
+        # what they were computed from: a clone whose delta is changed afterwards is re-mixed by
+        # whoever reads it (checked_labels); one given another SDAG raises StaleLabelsError.
         clone = type(self)(**self.get_params(deep=False))
         for attr in ("hub_", "labels_", "node_statistics_", "delta_", "failed_experts_",
-                     "n_forward_images_"):
+                     "n_forward_images_", "fingerprints_", "sdag_key_"):
             if hasattr(self, attr):
                 setattr(clone, attr, copy.copy(getattr(self, attr)))
         return clone

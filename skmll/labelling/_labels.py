@@ -16,6 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .._version import __version__
+from ..utils import hash_json
+
+
+def sdag_key(sdag):
+    """Content key of everything a label depends on in an SDAG: node ids, edges, images.
+
+    Texts are left out (they steer matching, not labels). Two SDAGs with the same node ids whose
+    images were reassigned, or whose edges differ, get different keys.
+    """
+    return hash_json([list(sdag.node_ids), [list(e) for e in sdag.edges], sdag.data_hash])
+
 
 @dataclass(frozen=True)
 class ModelLabel:
@@ -31,12 +43,24 @@ class ModelLabel:
         Mixed mean logits (Eq. 2); NaN rows for nodes with no data at or below them.
     probabilities : ndarray of shape (n_nodes, n_heads)
         Mixed mean softmax outputs, same mixing; NaN rows likewise.
+    sdag_key : str
+        :func:`sdag_key` of the SDAG the label was computed on.
+    delta : float
+        The Eq. 2 mixing weight.
+    expert_fingerprint : str or None
+        The expert's content key (None: the expert declared none, so nothing was cached).
+    version : str
+        The skmll version that computed the label.
     """
 
     expert: str
     node_ids: tuple
     scores: np.ndarray
     probabilities: np.ndarray
+    sdag_key: str = ""
+    delta: float = float("nan")
+    expert_fingerprint: str = None
+    version: str = __version__
 
     @property
     def n_heads(self):
@@ -84,7 +108,7 @@ def mix_successors(sdag, node_means, delta):
     return mixed
 
 
-def build_labels(sdag, statistics, delta):
+def build_labels(sdag, statistics, delta, fingerprints=None):
     """Eq. 1-3 for every expert from its per-node sums.
 
     Parameters
@@ -92,6 +116,8 @@ def build_labels(sdag, statistics, delta):
     sdag : SemanticDAG
     statistics : dict name -> NodeStatistics
     delta : float
+    fingerprints : dict name -> str or None, optional
+        Each expert's content key, recorded in its label.
 
     Returns
     -------
@@ -104,11 +130,14 @@ def build_labels(sdag, statistics, delta):
              for s in statistics.values()]
     widths = np.cumsum([0] + [m.shape[1] for m in means])
     mixed = mix_successors(sdag, np.concatenate(means, axis=1), delta)
+    key, fingerprints = sdag_key(sdag), fingerprints or {}
     labels = {}
     for i, name in enumerate(names):
         block = mixed[:, widths[i]:widths[i + 1]]
         h = block.shape[1] // 2
         labels[name] = ModelLabel(name, tuple(sdag.node_ids),
                                   block[:, :h].astype(np.float32),
-                                  block[:, h:].astype(np.float32))
+                                  block[:, h:].astype(np.float32),
+                                  sdag_key=key, delta=float(delta),
+                                  expert_fingerprint=fingerprints.get(name))
     return labels

@@ -193,7 +193,7 @@ def test_pickle_round_trip(chain_sdag):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"delta": 1.5}, "delta must be"), ({"batch_size": 0}, "batch_size"),
+    ({"delta": 1.5}, "'delta' parameter"), ({"batch_size": 0}, "batch_size"),
     ({"on_error": "ignore"}, "on_error"),
 ])
 def test_bad_parameters(chain_sdag, params, message):
