@@ -1,7 +1,8 @@
 """The offline benchmark world: a reproducible stand-in for ImageNet + a model hub.
 
 Fashion-MNIST and scikit-learn digits (20 classes with WordNet synsets) are split into expert
-training, SDAG reference and test data (:func:`make_world`); :func:`build_world_hub` trains
+training, SDAG reference and test data (:func:`make_world`), and evaluation data further into
+development and held-out test images (:func:`held_out_split`); :func:`build_world_hub` trains
 (and caches) small experts with heterogeneous label spaces on the training split and adds the
 shipped pretrained models; :func:`supervised_oracle` is the labelled upper reference.
 """
@@ -17,7 +18,7 @@ from ._experts import (
 )
 from ._loaders import load_class_table, load_digit_images, load_fashion_mnist
 from ._oracle import supervised_oracle
-from ._world import World, group_labels, make_world
+from ._world import World, group_labels, held_out_split, make_world
 
 __all__ = [
     "WORLD_EXPERTS",
@@ -27,6 +28,7 @@ __all__ = [
     "build_world_hub",
     "efficientnet_lite_experts",
     "group_labels",
+    "held_out_split",
     "load_class_table",
     "load_digit_images",
     "load_fashion_mnist",

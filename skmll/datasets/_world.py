@@ -3,9 +3,12 @@
 * **train**: the data the world's experts are trained on (Fashion-MNIST train + digits);
 * **reference**: up to ``reference_per_node`` images per class, the SDAG's representative data;
 * **test**: a Fashion-MNIST t10k subset + a third of the digits, where tasks are scored.
+
+:func:`held_out_split` divides evaluation data further: development images (to choose defaults
+on) and held-out test images (to report on).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -214,3 +217,80 @@ def make_world(*, fashion_test=5000, reference_per_node=50, seed=0):
                           for c, s in enumerate(synsets)},
         seed=seed,
     )
+
+
+def held_out_split(world, *, fashion_test=2000, digits_development=0.5, seed=0):
+    """Development images to choose defaults on, and held-out test images to report on.
+
+    Both come back as worlds with the same training and reference splits as ``world`` (so the
+    same experts and the same labels), and different test splits:
+
+    * **development**: the Fashion-MNIST images of ``world``'s test split and a stratified
+      ``digits_development`` fraction of its digits;
+    * **held out**: ``fashion_test`` class-balanced Fashion-MNIST t10k images that ``world``'s
+      test split does not contain, and the rest of its digits.
+
+    No expert trains on either (experts see only the training split), and the two share no
+    image. Every scikit-learn digit already lies in one of ``world``'s splits, so the held-out
+    digits are a part of ``world``'s test split, and only its Fashion-MNIST images are new.
+
+    Parameters
+    ----------
+    world : World
+        From :func:`make_world`.
+    fashion_test : int, default 2000
+        Held-out Fashion-MNIST images; at most the t10k images outside ``world``'s test split.
+    digits_development : float, default 0.5
+        Fraction of ``world``'s test digits, per digit, that go to development (0 < f < 1).
+    seed : int, default 0
+        Seeds the draw of held-out Fashion-MNIST images and the cut of the digits.
+
+    Returns
+    -------
+    development, held_out : World
+
+    Examples
+    --------
+    >>> world = make_world(fashion_test=500)
+    >>> development, held_out = held_out_split(world, fashion_test=1000)
+    >>> [int((w.test_labels < 10).sum()) for w in (development, held_out)]
+    [500, 1000]
+    >>> bool(set(development.test_origin) & set(held_out.test_origin))
+    False
+    """
+    if not 0 < digits_development < 1:
+        raise ValueError(f"digits_development must lie strictly between 0 and 1; "
+                         f"got {digits_development}")
+    rng = np.random.default_rng(seed)
+    fresh_images, fresh_labels, fresh_origin = _unused_fashion_test(world, fashion_test, rng)
+    fashion = world.test_labels < N_FASHION_CLASSES
+    digits = np.flatnonzero(~fashion)
+    digits_dev, digits_test = (digits[part] for part in _stratified_parts(
+        world.test_labels[digits], rng, lambda n, label: [round(n * digits_development)]))
+    development = np.concatenate([np.flatnonzero(fashion), digits_dev])
+    return (replace(world, test_images=world.test_images[development],
+                    test_labels=world.test_labels[development],
+                    test_origin=world.test_origin[development]),
+            replace(world,
+                    test_images=np.concatenate([fresh_images, world.test_images[digits_test]]),
+                    test_labels=np.concatenate([fresh_labels, world.test_labels[digits_test]]),
+                    test_origin=np.concatenate([fresh_origin, world.test_origin[digits_test]])))
+
+
+def _unused_fashion_test(world, n_images, rng):
+    """``n_images`` class-balanced t10k images (and labels, origins) outside world's test split."""
+    used = world.test_origin[world.test_labels < N_FASHION_CLASSES] - FASHION_TEST_OFFSET
+    if ((used < 0) | (used >= N_FASHION_TEST)).any():
+        raise ValueError("world's Fashion-MNIST test images must come from t10k (use make_world)")
+    unused = np.setdiff1d(np.arange(N_FASHION_TEST), used)
+    images, labels = load_fashion_mnist("test")
+    base, extra = divmod(int(n_images), N_FASHION_CLASSES)
+    wanted = [base + int(label < extra) for label in range(N_FASHION_CLASSES)]
+    available = np.bincount(labels[unused], minlength=N_FASHION_CLASSES)
+    if int(n_images) < 1 or (available < wanted).any():
+        raise ValueError(f"fashion_test must lie in 1..{N_FASHION_CLASSES * available.min()} "
+                         f"(class-balanced t10k images outside world's test split); "
+                         f"got {n_images}")
+    chosen, _ = _stratified_parts(labels[unused], rng, lambda n, label: [wanted[label]])
+    chosen = unused[chosen]
+    return images[chosen], labels[chosen], chosen + FASHION_TEST_OFFSET

@@ -9,6 +9,7 @@ from skmll.datasets import (
     build_world_hub,
     efficientnet_lite_experts,
     group_labels,
+    held_out_split,
     load_class_table,
     load_digit_images,
     load_fashion_mnist,
@@ -184,6 +185,74 @@ def test_task_remaps_labels(world):
         world.task([5, 5])
     with pytest.raises(ValueError, match="0..19"):
         world.task([20])
+
+
+# --- development and held-out test images -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def development_and_held_out(world):
+    return held_out_split(world, fashion_test=1200, digits_development=0.3, seed=4)
+
+
+def test_held_out_split_shares_no_image_with_expert_training_or_reference(
+        world, development_and_held_out):
+    development, held_out = development_and_held_out
+    reference = np.concatenate(list(world.reference_origin.values()))
+    origins = [development.test_origin, held_out.test_origin, world.train_origin, reference]
+    assert sum(len(o) for o in origins) == len(np.unique(np.concatenate(origins)))
+    # By content too: no evaluation image is one an expert trained on or a reference image.
+    seen = {image.tobytes() for image in world.train_images}
+    seen |= {image.tobytes() for images in world.reference.values() for image in images}
+    dev, test = ({image.tobytes() for image in w.test_images}
+                 for w in development_and_held_out)
+    assert not (dev & test or dev & seen or test & seen)
+    # Experts and labels stay the same: the training and reference splits are the world's own.
+    for split in development_and_held_out:
+        assert split.train_images is world.train_images and split.reference is world.reference
+
+
+def test_held_out_split_records_where_each_image_comes_from(development_and_held_out):
+    images, labels = _sources()
+    for split in development_and_held_out:
+        np.testing.assert_array_equal(split.test_images, images[split.test_origin])
+        np.testing.assert_array_equal(split.test_labels, labels[split.test_origin])
+
+
+def test_held_out_fashion_images_are_new_and_digits_are_divided(world, development_and_held_out):
+    development, held_out = development_and_held_out
+    fashion = held_out.test_labels < 10
+    assert np.bincount(held_out.test_labels[fashion]).tolist() == [120] * 10
+    assert not set(held_out.test_origin[fashion]) & set(world.test_origin)
+    # Development keeps the world's Fashion test images and 30% of each digit's test images.
+    np.testing.assert_array_equal(development.test_origin[development.test_labels < 10],
+                                  world.test_origin[world.test_labels < 10])
+    for digit in range(10, 20):
+        in_world = world.test_origin[world.test_labels == digit]
+        dev = development.test_origin[development.test_labels == digit]
+        test = held_out.test_origin[held_out.test_labels == digit]
+        assert sorted(np.concatenate([dev, test])) == sorted(in_world)
+        assert len(dev) == round(0.3 * len(in_world))
+
+
+def test_held_out_split_tasks_and_determinism(world, development_and_held_out):
+    development, held_out = development_and_held_out
+    images, labels, names, _ = held_out.task([8, 13])
+    assert names == ["bag", "three"] and len(images) == 120 + (held_out.test_labels == 13).sum()
+    again = held_out_split(world, fashion_test=1200, digits_development=0.3, seed=4)
+    other = held_out_split(world, fashion_test=1200, digits_development=0.3, seed=5)
+    np.testing.assert_array_equal(again[1].test_origin, held_out.test_origin)
+    assert not np.array_equal(other[1].test_origin, held_out.test_origin)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fashion_test": 9_600}, "fashion_test"),  # only 9,500 t10k images lie outside the world's
+    ({"fashion_test": 0}, "fashion_test"),
+    ({"digits_development": 1.0}, "digits_development"),
+    ({"digits_development": 0}, "digits_development"),
+])
+def test_held_out_split_validates(world, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        held_out_split(world, **kwargs)
 
 
 def test_group_labels():
