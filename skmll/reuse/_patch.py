@@ -183,7 +183,7 @@ def routing_scores(general_proba, covered):
             - np.log(np.maximum(covered_mass, _PROBABILITY_FLOOR)))
 
 
-def fit_patch_calibration(covered_scores, uncovered_scores=(), *, max_covered_loss=0.02):
+def fit_patch_calibration(covered_scores, uncovered_scores=(), *, max_covered_loss=0.01):
     """The bias on the routing score that sends at most ``max_covered_loss`` of covered
     reference images to uncovered classes.
 
@@ -202,7 +202,7 @@ def fit_patch_calibration(covered_scores, uncovered_scores=(), *, max_covered_lo
         :func:`routing_scores` of reference images of covered classes (n >= 1).
     uncovered_scores : array-like of shape (m,), default=()
         The same for reference images of uncovered classes, if any.
-    max_covered_loss : float in [0, 1), default=0.02
+    max_covered_loss : float in [0, 1), default=0.01
         The fraction of covered reference images allowed to go to uncovered classes.
 
     Returns
@@ -357,7 +357,7 @@ def _remember(key, proba, cache_dir, general_model, nodes):
 
 
 def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
-                    max_covered_loss=0.02, cache_dir=None):
+                    max_covered_loss=0.01, cache_dir=None):
     """The patch bias of a task, measured on the SDAG's reference images.
 
     Reference images of a class are drawn evenly from its node and the node's descendants
@@ -375,7 +375,7 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
         The node each class matched, aligned with ``class_names`` (None: no node).
     covered : bool array-like (n_classes,)
         Which classes the experts serve; at least one covered and one uncovered class.
-    max_covered_loss : float in [0, 1), default=0.02
+    max_covered_loss : float in [0, 1), default=0.01
         See :func:`fit_patch_calibration`.
     cache_dir : path, None or False, default=None
         Also keep the reference probabilities on disk (None: the default folder; False: off),
