@@ -21,7 +21,7 @@ from .reuse._patch import (
 )
 from .reuse._profile import log_profiles, profile_posterior
 from .selection._chco import chco_lower_bounds, chco_many, head_class_probabilities, heu
-from .selection._matching import exact_name_matches, match_classes
+from .selection._matching import classes_above_others, exact_name_matches, match_classes
 from .selection._select import select_predictors
 from .selection._text import default_text_encoder, embed_texts
 from .utils import progress
@@ -172,7 +172,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Where node embeddings are cached (None: the default folder; False: off).
     verbose : int, default=0
         Progress bars (node embeddings, prediction batches) when > 0.
-    patch_calibration : float in [0, 1) or None, default=0.02
+    patch_calibration : float in [0, 1) or None, default=0.01
         How far the general model is trusted with the uncovered classes. At ``fit`` it is run
         on the SDAG's reference images of the covered classes, and its uncovered classes are
         down-weighted (a prior shift) until at most this fraction of those images would go to
@@ -189,9 +189,16 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         :meth:`explain`.
     matched_nodes_ : dict of str to (str, float) or None
         The SDAG node and cosine similarity each class matched (None: unmatched).
+    unmatched_reasons_ : dict of str to str
+        Classes left unmatched although text matching found them a node, with the reason: a
+        node that lies above another class's node (classes exclude each other, and such a
+        label is made mostly of the other class's images).
     experts_ : dict of str to list of (str, float, ndarray)
         Per class, the serving experts as (name, CHCO loss, head weights x_c^m).
     covered_classes_, uncovered_classes_ : list of str
+        Classes served by experts, and by the general model, in the order given.
+    dropped_classes_ : list of str
+        Classes left out of ``classes_`` by ``on_uncovered="drop"``.
     coverage_ : float
         Fraction of ``classes`` served by experts (Cvr).
     reuse_losses_ : ndarray of shape (n_experts, n_covered)
@@ -255,7 +262,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                  general_model=None, min_similarity=0.0, name_bonus=0.25, nodes=None,
                  class_template="Name: {}", label_statistic="probability", combination="chco",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
-                 verbose=0, patch_calibration=0.02):
+                 verbose=0, patch_calibration=0.01):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -433,6 +440,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         labels_by_expert = labeler.checked_labels()
         sdag = labeler.sdag
         node_of_class, similarity = self._match(classes, sdag)
+        self.unmatched_reasons_ = self._unmatch_nested(classes, node_of_class, sdag)
         self.matched_nodes_ = {
             c: (sdag.node_ids[n], float(s)) if n >= 0 else None
             for c, n, s in zip(classes, node_of_class, similarity)}
@@ -458,6 +466,29 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.patch_bias_ = calibrate_patch(
             self.general_model, sdag, self._task_classes, nodes, covered,
             max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir)
+
+    def _unmatch_nested(self, classes, node_of_class, sdag):
+        """Unmatch each class matched by text to an ancestor of another class's node.
+
+        Classes of a task exclude each other, so such a class would be served by a label made
+        mostly of the other class's images ("nine" at digit.n.01 beside "one" at one.n.01):
+        left unmatched, it goes to the general model or is reported. Nodes given in ``nodes``
+        are the user's decision and stay. Returns the reason per unmatched class.
+        """
+        given = set() if self.nodes is None else {
+            i for i, node in enumerate(self.nodes) if node is not None}
+        above = classes_above_others(node_of_class, sdag)
+        reasons = {}
+        for i in np.flatnonzero(above >= 0):
+            if i in given:
+                continue
+            below = above[i]
+            reasons[classes[i]] = (f"its nearest node {sdag.node_ids[node_of_class[i]]} lies "
+                                   f"above {classes[below]!r}'s node "
+                                   f"{sdag.node_ids[node_of_class[below]]}")
+        for c in reasons:
+            node_of_class[classes.index(c)] = -1
+        return reasons
 
     def _set_profiles(self, sdag, labels_by_expert):
         """Each serving expert's mean softmax output on the covered classes' nodes."""
@@ -494,17 +525,24 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         uncovered = [c for c, s in zip(classes, served) if not s]
         if uncovered and self.general_model is None:
             if self.on_uncovered == "raise":
-                no_node = [c for c in uncovered if self.matched_nodes_[c] is None]
+                nested = [c for c in uncovered if c in self.unmatched_reasons_]
+                no_node = [c for c in uncovered
+                           if self.matched_nodes_[c] is None and c not in nested]
                 no_expert = [c for c in uncovered if self.matched_nodes_[c] is not None]
                 reasons = [f"no matching SDAG node: {_quoted(no_node)}" if no_node else "",
+                           "; ".join(f"{c!r} not matched: {self.unmatched_reasons_[c]}"
+                                     for c in nested[:_LISTED]),
                            f"no expert passes the selection: {_quoted(no_expert)}"
                            if no_expert else ""]
                 raise ValueError(
                     f"the hub cannot serve {len(uncovered)} of {len(classes)} classes and no "
                     "general_model is set (" + "; ".join(r for r in reasons if r)
                     + "). Pass general_model=..., or on_uncovered='drop' to leave them out.")
+            self.dropped_classes_ = uncovered
             classes = covered
             uncovered = []
+        else:
+            self.dropped_classes_ = []
         if not covered and self.general_model is None:
             raise ValueError("no class is covered by the hub and no general_model is set")
         # Experts and the general model compute columns in the order the classes were given;
@@ -595,7 +633,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                  f"reuse: {how}"]
         for c in self.matched_nodes_:   # every class asked for, in order
             match = self.matched_nodes_.get(c)
-            where = f"{match[0]} (similarity {match[1]:.2f})" if match else "no node"
+            where = (f"{match[0]} (similarity {match[1]:.2f})" if match else
+                     f"no node ({self.unmatched_reasons_[c]})" if c in self.unmatched_reasons_
+                     else "no node")
             lines.append(f"{c!r} -> {where}")
             for name, loss, weights in self.experts_.get(c, []):
                 # "jersey, T-shirt (head 610): 1.00" where the expert names its heads (read
@@ -608,8 +648,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                     for h in top)
                 lines.append(f"    {name}: loss {loss:.3f}, {int((weights > 1e-3).sum())} "
                              f"head(s) [{heads}]")
-            if c in getattr(self, "uncovered_classes_", []):
+            if c in self.uncovered_classes_:
                 lines.append("    served by the general model")
+            elif c in self.dropped_classes_:
+                lines.append("    dropped (on_uncovered='drop')")
         return "\n".join(lines)
 
     def __sklearn_tags__(self):

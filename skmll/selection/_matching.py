@@ -382,3 +382,48 @@ def _mutual_among_all_classes(score, nodes):
     keep = np.isfinite(free_score[np.arange(len(free)), wanted])
     keep &= score[:, wanted].argmax(axis=0) == free
     nodes[free[keep]] = wanted[keep]
+
+
+def classes_above_others(nodes, sdag):
+    """For each class, another class whose matched node lies strictly below its own node.
+
+    Classes of one task exclude each other; a class matched to an ancestor of another class's
+    node ("nine" to digit.n.01 beside "one" at one.n.01, when nine's own synset has no images)
+    is read through a label dominated by the other class's images and cannot be told from it.
+
+    Parameters
+    ----------
+    nodes : int array-like of shape (n_classes,)
+        Matched node index per class, -1 when unmatched.
+    sdag : SemanticDAG
+
+    Returns
+    -------
+    ndarray of int, shape (n_classes,)
+        The index of one class matched below each class's node, -1 where there is none.
+
+    Examples
+    --------
+    >>> from skmll import SemanticDAG
+    >>> sdag = SemanticDAG(["digit", "one", "two"], edges=[("digit", "one"), ("digit", "two")])
+    >>> classes_above_others([0, 1, -1], sdag).tolist()
+    [1, -1, -1]
+    """
+    nodes = np.asarray(nodes, dtype=int)
+    owner = {int(n): i for i, n in enumerate(nodes) if n >= 0}
+    above = np.full(len(nodes), -1)
+    for j, node in enumerate(nodes):
+        if node < 0:
+            continue
+        # Walk up from the node: ancestors are few, descendants of a broad node are many.
+        stack, seen = [sdag.node_ids[node]], set()
+        while stack:
+            for parent in sdag.predecessors(stack.pop()):
+                if parent in seen:
+                    continue
+                seen.add(parent)
+                stack.append(parent)
+                i = owner.get(sdag.node_index[parent])
+                if i is not None and above[i] < 0:
+                    above[i] = j
+    return above
