@@ -18,4 +18,6 @@ cd "$root"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 KERAS_BACKEND=torch
 # Examples train tiny models, which run fastest on one thread per process.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The build's own extensions are tested first (offline inventories, the API coverage check).
+"$venv/bin/python" -m pytest -q -p no:cacheprovider doc/sphinxext
 exec "$venv/bin/python" -m sphinx -b html -W --keep-going -j 1 doc doc/_build/html "$@"
