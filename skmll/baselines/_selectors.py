@@ -98,7 +98,7 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
     def __init__(self, classes, labeler, *, k=2, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
-                 verbose=0, patch_calibration=0.02, random_state=None):
+                 verbose=0, patch_calibration=0.01, random_state=None):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -298,7 +298,7 @@ reuse_losses_, expert_names_, n_models_used_
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  label_statistic="probability", combination="chco", reuse="profile",
                  on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
-                 patch_calibration=0.02, random_state=None):
+                 patch_calibration=0.01, random_state=None):
         super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,
                          general_model=general_model, min_similarity=min_similarity,
                          name_bonus=name_bonus, nodes=nodes, class_template=class_template,
