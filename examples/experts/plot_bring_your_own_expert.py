@@ -26,20 +26,16 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 
 from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG
+from skmll.datasets import load_digit_splits
 from skmll.hub import KerasExpert, OnnxExpert, TorchExpert
 from skmll.utils import hash_array
 
-digits = load_digits()
-images = (digits.images * (255 / 16)).astype(np.uint8)
-train_images, other_images, train_digits, other_digits = train_test_split(
-    images, digits.target, train_size=0.5, stratify=digits.target, random_state=0)
-reference_images, test_images, reference_digits, test_digits = train_test_split(
-    other_images, other_digits, train_size=300, stratify=other_digits, random_state=0)
+splits = load_digit_splits()
+train_images, train_digits = splits.train_images, splits.train_digits
+test_images, test_digits = splits.test_images, splits.test_digits
 pixels = train_images.reshape(len(train_images), 64) / 255   # what the models train on
 model_folder = tempfile.mkdtemp()
 
@@ -144,12 +140,8 @@ sklearn_expert = SklearnExpert(round_model, name="sklearn-round")
 # A single-output model (``decision_function`` of a binary logistic regression) is a sigmoid
 # expert: skmll reads it as two heads, negative and positive.
 hub = ModelHub([torch_expert, onnx_expert, keras_expert, sklearn_expert])
-names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-synsets = ["zero.n.02", "one.n.01", "two.n.01", "three.n.01", "four.n.01", "five.n.01",
-           "six.n.01", "seven.n.01", "eight.n.01", "nine.n.01"]
-sdag = SemanticDAG.from_wordnet(
-    {synset: reference_images[reference_digits == d] for d, synset in enumerate(synsets)},
-    cache_dir=False)
+names = splits.names
+sdag = SemanticDAG.from_wordnet(splits.reference, cache_dir=False)
 labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(hub)
 clf = MLLZeroShotClassifier(names, labeler, k=2, cache_dir=False).fit()
 true_names = np.array(names)[test_digits]

@@ -21,40 +21,18 @@ names, Model Label Learning builds one from them in three steps:
 # Each expert is a two-layer network on 8 x 8 grayscale images, trained in a second on its own
 # part of the label space. :class:`~skmll.hub.TorchExpert` puts any ``torch.nn.Module``
 # classifier behind skmll's expert protocol (a name, an output size, ``logits(images)``).
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from sklearn.datasets import load_digits
 from sklearn.metrics import ConfusionMatrixDisplay
-from sklearn.model_selection import train_test_split
 
-from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG, TorchExpert
+from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG
+from skmll.datasets import load_digit_splits, train_digit_expert
 
-digits = load_digits()
-images = (digits.images * (255 / 16)).astype(np.uint8)  # (1797, 8, 8), uint8 gray
-train_images, other_images, train_digits, other_digits = train_test_split(
-    images, digits.target, train_size=0.5, stratify=digits.target, random_state=0)
-
-
-def train_expert(name, heads):
-    """A network whose output ``j`` fires for the digits in ``heads[j]``."""
-    known = np.isin(train_digits, np.concatenate(heads))
-    targets = np.zeros(len(train_digits), dtype=np.int64)
-    for j, head in enumerate(heads):
-        targets[np.isin(train_digits, head)] = j
-    x = torch.tensor(train_images[known] / 255, dtype=torch.float32)[:, None]
-    y = torch.tensor(targets[known])
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                              torch.nn.Linear(32, len(heads)))
-    optimiser = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(200):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        optimiser.step()
-    return TorchExpert(net, name=name, input_size=(8, 8), channels=1)
-
-
+splits = load_digit_splits()
+# train_digit_expert trains a small network on the digits of the given heads only.
+train_expert = partial(train_digit_expert, splits.train_images, splits.train_digits)
 hub = ModelHub([
     train_expert("low-digits", [[0], [1], [2], [3], [4]]),
     train_expert("high-digits", [[5], [6], [7], [8], [9]]),
@@ -70,14 +48,9 @@ hub
 # below) and all their WordNet ancestors. :class:`~skmll.labelling.ModelLabeler` runs every
 # expert on those images once. ``cache_dir=False`` keeps everything in memory; by default the
 # labels are cached on disk by content, so a second labelling of the same hub is free.
-names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-synsets = ["zero.n.02", "one.n.01", "two.n.01", "three.n.01", "four.n.01", "five.n.01",
-           "six.n.01", "seven.n.01", "eight.n.01", "nine.n.01"]
-reference_images, test_images, reference_digits, test_digits = train_test_split(
-    other_images, other_digits, train_size=300, stratify=other_digits, random_state=0)
-sdag = SemanticDAG.from_wordnet(
-    {synset: reference_images[reference_digits == d] for d, synset in enumerate(synsets)},
-    cache_dir=False)
+names = splits.names
+test_images, test_digits = splits.test_images, splits.test_digits
+sdag = SemanticDAG.from_wordnet(splits.reference, cache_dir=False)
 labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(hub)
 sdag
 

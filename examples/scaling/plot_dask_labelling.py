@@ -23,42 +23,19 @@ need.
 # Six small experts on the digits; shards of at most 64 images split each expert's work into
 # several tasks.
 import time
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from dask.distributed import Client, LocalCluster, get_task_stream
 from joblib import parallel_config
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
-from skmll import ModelHub, ModelLabeler, SemanticDAG, TorchExpert
+from skmll import ModelHub, ModelLabeler, SemanticDAG
+from skmll.datasets import load_digit_splits, train_digit_expert
 
-digits = load_digits()
-images = (digits.images * (255 / 16)).astype(np.uint8)
-train_images, reference_images, train_digits, reference_digits = train_test_split(
-    images, digits.target, test_size=300, stratify=digits.target, random_state=0)
-
-
-def train_expert(name, heads):
-    """A network whose output ``j`` fires for the digits in ``heads[j]``."""
-    known = np.isin(train_digits, np.concatenate(heads))
-    targets = np.zeros(len(train_digits), dtype=np.int64)
-    for j, head in enumerate(heads):
-        targets[np.isin(train_digits, head)] = j
-    x = torch.tensor(train_images[known] / 255, dtype=torch.float32)[:, None]
-    y = torch.tensor(targets[known])
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                              torch.nn.Linear(32, len(heads)))
-    optimiser = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(200):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        optimiser.step()
-    return TorchExpert(net, name=name, input_size=(8, 8), channels=1)
-
-
+splits = load_digit_splits()
+# Each expert: a small network trained in a second on the digits of its heads only.
+train_expert = partial(train_digit_expert, splits.train_images, splits.train_digits)
 hub = ModelHub([
     train_expert("zero-to-four", [[0], [1], [2], [3], [4]]),
     train_expert("five-to-nine", [[5], [6], [7], [8], [9]]),
@@ -67,11 +44,7 @@ hub = ModelHub([
     train_expert("pairs", [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]),
     train_expert("thirds", [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]),
 ])
-synsets = ["zero.n.02", "one.n.01", "two.n.01", "three.n.01", "four.n.01", "five.n.01",
-           "six.n.01", "seven.n.01", "eight.n.01", "nine.n.01"]
-sdag = SemanticDAG.from_wordnet(
-    {synset: reference_images[reference_digits == d] for d, synset in enumerate(synsets)},
-    cache_dir=False)
+sdag = SemanticDAG.from_wordnet(splits.reference, cache_dir=False)
 settings = dict(images_per_shard=64, cache_dir=False, verbose=0)
 
 # %%
