@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
+from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -172,8 +173,13 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         work = SharedWork(experts, rows, node_keys, store,
                           lambda nodes: node_shards(self.sdag, nodes, self.images_per_shard))
 
+        # Results stream in as they finish where the joblib backend can (each expert is stored
+        # as soon as its shards are in); backends that cannot (Ray's) return them all at once.
+        backend, _ = get_active_backend()
+        return_as = "generator" if getattr(backend, "supports_return_generator", False) else "list"
+
         def run(claimed_tasks):
-            return Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            return Parallel(n_jobs=self.n_jobs, return_as=return_as)(
                 delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size)
                 for expert, shard in claimed_tasks)
 

@@ -1,6 +1,7 @@
 """Labelling on a Dask cluster through joblib gives exactly the serial labels."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,29 @@ def test_the_command_line_labels_through_a_scheduler(client, weights_zoo, tmp_pa
     serial, cluster = (load_label_dir(tmp_path / name) for name in ("serial", "cluster"))
     for name in serial.hub_.names:
         np.testing.assert_array_equal(cluster.labels_[name].scores, serial.labels_[name].scores)
+
+
+@pytest.fixture
+def ray_backend():
+    """A local Ray instance (two worker processes) behind joblib's Ray backend."""
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+
+    root = str(Path(__file__).resolve().parents[2])   # workers import tests.hub._factories
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": root}})
+    register_ray()
+    yield
+    ray.shutdown()
+
+
+def test_ray_workers_label_a_specification_hub(ray_backend, digit_tree, weights_zoo):
+    """The same map over (expert, node shard) through joblib's Ray backend: identical labels."""
+    params = dict(images_per_shard=64, cache_dir=False, verbose=0)
+    serial = ModelLabeler(digit_tree, **params).fit(ModelHub.from_toml(weights_zoo))
+    built_here = _count_built()
+    with parallel_config("ray", n_jobs=2):
+        on_ray = ModelLabeler(digit_tree, **params).fit(ModelHub.from_toml(weights_zoo))
+    assert _count_built() == built_here                        # the Ray workers built them
+    for name in serial.hub_.names:
+        np.testing.assert_array_equal(on_ray.labels_[name].scores, serial.labels_[name].scores)
