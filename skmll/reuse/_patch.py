@@ -22,6 +22,7 @@ bias within that budget, to the value that separates the two kinds of image best
 
 import numpy as np
 
+from ..hub import map_size_groups
 from ..utils import hash_json, load_record, resolve_cache_dir, save_record
 
 # Scores are computed on probabilities floored here, so they and the bias stay finite (|s| and
@@ -126,7 +127,9 @@ def general_model_proba(general_model, images, class_names):
     ----------
     general_model : object
         Has ``predict_proba(images, class_names)``; its ``name`` (if any) is used in errors.
-    images : ndarray (n, H, W, 3), float32 in [0, 1]
+    images : ndarray (n, H, W, 3), float32 in [0, 1], or a mixed-size batch
+        A mixed-size batch (:class:`~skmll.hub.MixedSizeBatch`) is passed one size group at a
+        time, so the model only ever receives plain arrays.
     class_names : sequence of str
 
     Returns
@@ -143,9 +146,13 @@ def general_model_proba(general_model, images, class_names):
     [[0.5, 0.5], [0.5, 0.5]]
     """
     class_names = list(class_names)
-    name = getattr(general_model, "name", type(general_model).__name__)
-    return check_general_proba(general_model.predict_proba(images, class_names), len(images),
-                               len(class_names), model_name=str(name))
+    name = str(getattr(general_model, "name", type(general_model).__name__))
+
+    def ask(group):   # one same-size array at a time: a model never sees a mixed-size batch
+        return check_general_proba(general_model.predict_proba(group, class_names), len(group),
+                                   len(class_names), model_name=name)
+
+    return map_size_groups(ask, images)
 
 
 def routing_scores(general_proba, covered):

@@ -228,3 +228,38 @@ def test_classifier_names_a_broken_general_model(covered_labeler, test_digits):
 def test_patch_calibration_is_validated(covered_labeler, instrument_conse):
     with pytest.raises(ValueError, match="patch_calibration"):
         _patched(covered_labeler, instrument_conse, patch_calibration=1.0)
+
+
+class _PlainArraysOnly:
+    """A user's general model that accepts nothing but a plain (n, H, W, 3) array."""
+
+    name = "plain-arrays-only"
+
+    def __init__(self):
+        self.sizes = []
+
+    def predict_proba(self, images, class_names):
+        assert isinstance(images, np.ndarray) and images.ndim == 4, type(images)
+        self.sizes.append(images.shape[1:3])
+        return np.full((len(images), len(class_names)), 1 / len(class_names))
+
+
+def test_a_general_model_is_given_one_image_size_at_a_time(digit_sdag, digit_experts,
+                                                           digit_splits):
+    """Mixed-size images (a list of PIL images) reach a general model as same-size arrays."""
+    from PIL import Image
+
+    from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
+
+    from ..conftest import DIGIT_NAMES
+
+    labeler = ModelLabeler(digit_sdag, cache_dir=False, verbose=0).fit(ModelHub(digit_experts))
+    general = _PlainArraysOnly()
+    clf = MLLZeroShotClassifier(DIGIT_NAMES[:3] + ["harmonica"], labeler, general_model=general,
+                                patch_calibration=None, cache_dir=False).fit()
+    images = digit_splits.test[0][:4]
+    mixed = [Image.fromarray(images[0]), Image.fromarray(images[1]).resize((16, 16)),
+             Image.fromarray(images[2]), Image.fromarray(images[3]).resize((16, 16))]
+    proba = clf.predict_proba(mixed)
+    assert proba.shape == (4, 4) and sorted(set(general.sizes)) == [(8, 8), (16, 16)]
+    np.testing.assert_allclose(proba[0], clf.predict_proba(mixed[:1])[0], atol=1e-9)
