@@ -18,10 +18,10 @@ import traceback
 import warnings
 
 from .._version import __version__
-from . import _explain, _info, _label, _predict, _search
+from . import _explain, _info, _label, _paper, _predict, _search
 from ._common import Parser, UsageError
 
-SUBCOMMANDS = (_label, _search, _predict, _explain, _info)
+SUBCOMMANDS = (_label, _search, _predict, _explain, _info, _paper)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """\
