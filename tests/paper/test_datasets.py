@@ -130,3 +130,17 @@ def test_imagenet_folder_errors_say_what_is_expected(tmp_path):
     _image(tmp_path / "cat.n.01" / "x.png")   # a synset-name folder, not an ImageNet id
     with pytest.raises(FileNotFoundError, match="no WordNet-id folder"):
         imagenet_sdag(tmp_path)
+
+
+def test_hugging_face_imagenet_labels_become_wordnet_ids():
+    from types import SimpleNamespace
+
+    from skmll.paper._imagenet import _wnids_of_labels
+    from skmll.reuse import imagenet_wnids
+
+    wnids = ["n02085620", "n02123045"]
+    assert _wnids_of_labels("d", SimpleNamespace(names=wnids), "label") == wnids
+    ilsvrc = SimpleNamespace(names=[f"class {i}" for i in range(1000)])   # human-readable names
+    assert _wnids_of_labels("d", ilsvrc, "label") == imagenet_wnids()
+    with pytest.raises(ValueError, match="not WordNet ids"):
+        _wnids_of_labels("d", SimpleNamespace(names=["cat", "dog"]), "label")

@@ -198,3 +198,17 @@ def test_check_hub_reports_local_folders_and_needs_the_network(world, tmp_path, 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with paper_hub_file() as shipped, pytest.raises(ConnectionError, match="needs the network"):
         check_hub(shipped)
+
+
+def test_tasks_work_with_cross_val_score(world, table):
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from skmll import MLLZeroShotClassifier
+
+    labeler = load_label_dir(world["root"] / "labels")
+    task = load_oxford_pets(world["data"] / "oxford-iiit-pet")
+    clf = MLLZeroShotClassifier(task.class_names, labeler,
+                                general_model=load_clip(CLIP_NAME, checkpoint_path=world["clip"]))
+    scores = cross_val_score(clf, task.images, task.labels, cv=KFold(2))   # file lists index
+    row = next(r for r in table if r["dataset"] == "oxford_pets" and r["method"] == "MLL+CLIP")
+    assert np.mean(scores) == pytest.approx(row["acc_all"])   # two folds of three images
