@@ -1,14 +1,17 @@
 """Benchmark labelling: throughput against raw forward passes, and peak memory vs SDAG size.
 
-1. Throughput. A few small CNN experts (seeded weights, 28x28 inputs) label an SDAG of
-   ``--nodes`` nodes x ``--per-node`` uint8 images held in memory. The same models run the
-   same images as hand-written batched forward passes (uint8 batch -> float tensor -> module,
-   under ``torch.inference_mode``) with plain NCHW input (the adapters' layout) and with
-   channels-last input, and through the adapters (``expert.logits`` on float batches decoded
-   beforehand). ``ratio = raw time / labelling time`` (1.0: labelling adds nothing; the goal is
-   >= 0.9 against the raw run of the same layout), in this process's CPU time, which is
-   steadier than wall time on a shared machine. Each timing is the median of ``--repeats``
-   interleaved runs.
+1. Throughput. A few small CNN experts (seeded weights, 28x28 inputs, ImageNet
+   normalisation) label an SDAG of ``--nodes`` nodes x ``--per-node`` 32x32 uint8 images held
+   in memory. The raw side is what a user would write without skmll, on its own copies of the
+   networks taken before any :class:`TorchExpert` wraps them (the adapter converts its module
+   to channels-last in place, which must not reach the raw side): uint8 batch -> float tensor
+   -> resize -> normalise -> module, under ``torch.inference_mode``, once with every network
+   and input in plain NCHW and once with both converted to channels-last. The adapters run too
+   (``expert.logits`` on float batches decoded beforehand). The raw outputs are checked against
+   the adapters' before any timing, so both sides compute the same function.
+   ``ratio = raw time / labelling time`` (1.0: labelling adds nothing; the goal is >= 0.9), in
+   this process's CPU time, which is steadier than wall time on a shared machine. Each timing
+   is the median of ``--repeats`` interleaved runs.
 2. Peak memory. The SDAG is written as PNG files (so images stream from disk) at two sizes,
    x1 and x``--memory-scale`` nodes, and each is labelled in a fresh subprocess that reports
    its RSS before ``fit``, the RSS peak during ``fit`` (Linux VmHWM, reset before ``fit``) and
@@ -18,9 +21,11 @@ Usage::
 
     python benchmarks/bench_labelling.py [--nodes 40] [--per-node 50] [--repeats 5]
                                          [--memory-scale 10] [--threads 1] [--profile]
+                                         [--device cpu] [--skip-memory]
 """
 
 import argparse
+import copy
 import cProfile
 import json
 import pstats
@@ -38,7 +43,9 @@ from skmll.hub import ModelHub, TorchExpert
 from skmll.labelling import ModelLabeler
 from skmll.semantic_graph import SemanticDAG
 
-IMAGE_SIZE = 28
+IMAGE_SIZE = 32          # the stored images
+INPUT_SIZE = (28, 28)    # what the networks take
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BATCH_SIZE = 64
 HEADS = (10, 20, 100, 1000)
 
@@ -55,23 +62,42 @@ def parse_args():
                         help="torch threads (1: stable timings on a shared machine)")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of one labelling run")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of the throughput runs (the memory runs use the CPU)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip part 2")
     parser.add_argument("--memory-child", metavar="FOLDER",
                         help=argparse.SUPPRESS)  # internal: one memory measurement
     return parser.parse_args()
 
 
-def make_experts(heads=HEADS):
+def make_networks(heads=HEADS):
     """Small CNNs with seeded weights; the heads differ so the output sizes vary."""
-    experts = []
+    networks = []
     for seed, n_outputs in enumerate(heads):
         torch.manual_seed(seed)
-        net = torch.nn.Sequential(
+        networks.append(torch.nn.Sequential(
             torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
             torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, n_outputs))
-        experts.append(TorchExpert(net, name=f"cnn-{n_outputs}", input_size=(IMAGE_SIZE,) * 2,
-                                   batch_size=BATCH_SIZE))
-    return experts
+            torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, n_outputs)))
+    return networks
+
+
+def make_experts(networks, device="cpu"):
+    """Wrap the networks; TorchExpert moves and converts each one in place."""
+    return [TorchExpert(net, name=f"cnn-{net[-1].out_features}", input_size=INPUT_SIZE,
+                        mean=MEAN, std=STD, batch_size=BATCH_SIZE, device=device)
+            for net in networks]
+
+
+def raw_networks(networks, memory_format, device):
+    """Copies of the networks, untouched by skmll, in eval mode and in ``memory_format``."""
+    copies = [copy.deepcopy(net).eval().to(device, memory_format=memory_format)
+              for net in networks]
+    for net in copies:  # the layout really is the one named
+        if not all(p.is_contiguous(memory_format=memory_format) for p in net.parameters()
+                   if p.dim() == 4):
+            raise RuntimeError(f"raw network is not in {memory_format}")
+    return copies
 
 
 def tree(n_nodes):
@@ -119,17 +145,24 @@ def write_png_nodes(folder, n_nodes, per_node):
 # -- throughput -------------------------------------------------------------------------------
 
 
-def raw_forward(experts, batches, memory_format):
-    """What one would write by hand: uint8 batch -> float tensor -> module.
+def raw_forward(networks, batches, memory_format, device):
+    """What one would write by hand: uint8 batch -> float tensor -> resize -> normalise -> module.
 
     ``permute(...).float()`` keeps the NHWC bytes, i.e. a channels-last tensor; ``.contiguous()``
-    makes it plain NCHW, the layout the adapters feed their modules.
+    puts it in ``memory_format``, the layout of ``networks``. Returns the last batch's outputs.
     """
+    mean = torch.tensor(MEAN, device=device).reshape(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).reshape(1, 3, 1, 1)
     with torch.inference_mode():
-        for expert in experts:
+        for net in networks:
             for batch in batches:
-                tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
-                expert.module(tensor.contiguous(memory_format=memory_format))
+                tensor = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255)
+                tensor = torch.nn.functional.interpolate(tensor, size=INPUT_SIZE, mode="bilinear",
+                                                         antialias=True, align_corners=False)
+                out = net(((tensor - mean) / std).contiguous(memory_format=memory_format))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return out
 
 
 def adapter_logits(experts, batches):
@@ -149,19 +182,35 @@ def timed(function, *args):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def check_same_function(raw, experts, batch, memory_format, device):
+    """Raise unless the raw networks give the adapters' logits on ``batch`` (uint8)."""
+    for net, expert in zip(raw, experts):
+        mine = raw_forward([net], [batch], memory_format, device).float().cpu().numpy()
+        np.testing.assert_allclose(mine, expert.logits(batch / np.float32(255)), rtol=1e-4,
+                                   atol=1e-4, err_msg=f"raw {expert.name} != adapter")
+
+
 def throughput(args):
-    experts = make_experts()
+    device = torch.device(args.device)
+    networks = make_networks()
+    layouts = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
+    raw = {name: raw_networks(networks, layout, device) for name, layout in layouts.items()}
+    experts = make_experts(networks, device)
     sdag, images = array_sdag(args.nodes, args.per_node)
     canonical = [batch for batch, _ in sdag.iter_batches(BATCH_SIZE)]  # float32 in [0, 1]
     n_images = int(sdag.n_images.sum())
     print(f"throughput: {len(experts)} CNN experts (heads {', '.join(map(str, HEADS))}), "
-          f"{sdag.n_nodes} nodes, {n_images} images {IMAGE_SIZE}x{IMAGE_SIZE} uint8, "
-          f"batch {BATCH_SIZE}, torch threads {torch.get_num_threads()}")
+          f"{sdag.n_nodes} nodes, {n_images} images {IMAGE_SIZE}x{IMAGE_SIZE} uint8 resized to "
+          f"{INPUT_SIZE[0]}x{INPUT_SIZE[1]}, batch {BATCH_SIZE}, device {device}, torch threads "
+          f"{torch.get_num_threads()}; adapters chose "
+          f"{'channels-last' if all(e.channels_last for e in experts) else 'mixed/NCHW'}")
     uint8 = [images[start:start + BATCH_SIZE] for start in range(0, len(images), BATCH_SIZE)]
-    runs = {"raw, NCHW": (raw_forward, experts, uint8, torch.contiguous_format),
-            "raw, channels-last": (raw_forward, experts, uint8, torch.channels_last),
-            "adapter logits": (adapter_logits, experts, canonical),
-            "labelling (fit)": (labelling, experts, sdag)}
+    for name, layout in layouts.items():
+        check_same_function(raw[name], experts, uint8[0], layout, device)
+    runs = {f"raw, {name}": (raw_forward, raw[name], uint8, layout, device)
+            for name, layout in layouts.items()}
+    runs |= {"adapter logits": (adapter_logits, experts, canonical),
+             "labelling (fit)": (labelling, experts, sdag)}
     labelling(experts, sdag)  # warm-up: first-call costs of torch
     times = {name: [] for name in runs}
     for _ in range(args.repeats):  # interleaved, so load changes hit all alike
@@ -201,7 +250,7 @@ def memory_child(folder, n_experts):
     """
     spec = json.loads((Path(folder) / "sdag.json").read_text())
     sdag = SemanticDAG(spec["nodes"], edges=[tuple(e) for e in spec["edges"]], data=spec["data"])
-    experts = make_experts()[:n_experts]
+    experts = make_experts(make_networks()[:n_experts])
     warm = next(sdag.iter_batches(BATCH_SIZE))[0]
     for expert in experts:  # first forward passes allocate torch's working buffers
         expert.logits(warm)
@@ -253,7 +302,8 @@ def main():
         return
     start = time.perf_counter()
     throughput(args)
-    memory(args)
+    if not args.skip_memory:
+        memory(args)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
