@@ -191,8 +191,8 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         The SDAG node and cosine similarity each class matched (None: unmatched).
     unmatched_reasons_ : dict of str to str
         Classes left unmatched although text matching found them a node, with the reason: a
-        node that lies above another class's node (classes exclude each other, and such a
-        label is made mostly of the other class's images).
+        node without images of its own that lies above another class's node (its label is
+        made of its successors' images, the other class's among them).
     experts_ : dict of str to list of (str, float, ndarray)
         Per class, the serving experts as (name, CHCO loss, head weights x_c^m).
     covered_classes_, uncovered_classes_ : list of str
@@ -468,24 +468,27 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir)
 
     def _unmatch_nested(self, classes, node_of_class, sdag):
-        """Unmatch each class matched by text to an ancestor of another class's node.
+        """Unmatch each class matched by text to an image-less ancestor of another class's node.
 
-        Classes of a task exclude each other, so such a class would be served by a label made
-        mostly of the other class's images ("nine" at digit.n.01 beside "one" at one.n.01):
-        left unmatched, it goes to the general model or is reported. Nodes given in ``nodes``
-        are the user's decision and stay. Returns the reason per unmatched class.
+        A node without images of its own is labelled by its successors' images alone (Eq. 2),
+        so a class matched there beside a class matched below it would be served by a label
+        made of the other class's images ("nine" at digit.n.01 beside "one" at one.n.01): left
+        unmatched, it goes to the general model or is reported. A node with images of its own
+        (shirt.n.01 above jersey.n.03, the T-shirt) is a class of its own and keeps its match;
+        nodes given in ``nodes`` are the user's decision and stay. Returns the reason per
+        unmatched class.
         """
         given = set() if self.nodes is None else {
             i for i, node in enumerate(self.nodes) if node is not None}
         above = classes_above_others(node_of_class, sdag)
         reasons = {}
         for i in np.flatnonzero(above >= 0):
-            if i in given:
+            if i in given or sdag.n_images[node_of_class[i]] > 0:
                 continue
             below = above[i]
-            reasons[classes[i]] = (f"its nearest node {sdag.node_ids[node_of_class[i]]} lies "
-                                   f"above {classes[below]!r}'s node "
-                                   f"{sdag.node_ids[node_of_class[below]]}")
+            reasons[classes[i]] = (f"its nearest node {sdag.node_ids[node_of_class[i]]} has no "
+                                   f"images of its own and lies above {classes[below]!r}'s "
+                                   f"node {sdag.node_ids[node_of_class[below]]}")
         for c in reasons:
             node_of_class[classes.index(c)] = -1
         return reasons

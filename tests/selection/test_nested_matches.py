@@ -58,9 +58,10 @@ def test_a_class_matched_above_another_is_not_served_by_that_label(labeler):
     clf = MLLZeroShotClassifier(["Kumquat", "Lemon", "Lime"], labeler, text_encoder=TableEncoder(),
                                 name_bonus=0.0, on_uncovered="drop", cache_dir=False).fit()
     assert clf.matched_nodes_["Kumquat"] is None
-    assert "fruit lies above 'Lemon'" in clf.unmatched_reasons_["Kumquat"]
+    assert "fruit has no images of its own and lies above 'Lemon'" in (
+        clf.unmatched_reasons_["Kumquat"])
     assert clf.dropped_classes_ == ["Kumquat"] and clf.classes_.tolist() == ["Lemon", "Lime"]
-    assert "fruit lies above" in clf.explain() and "dropped" in clf.explain()
+    assert "lies above" in clf.explain() and "dropped" in clf.explain()
     with pytest.raises(ValueError, match="'Kumquat' not matched: its nearest node fruit"):
         MLLZeroShotClassifier(["Kumquat", "Lemon", "Lime"], labeler, text_encoder=TableEncoder(),
                               name_bonus=0.0, cache_dir=False).fit()
@@ -70,3 +71,17 @@ def test_nodes_given_by_the_user_are_kept(labeler):
     clf = MLLZeroShotClassifier(["any fruit", "Lemon"], labeler, nodes=["fruit", "lemon"],
                                 cache_dir=False).fit()
     assert clf.matched_nodes_["any fruit"][0] == "fruit" and clf.unmatched_reasons_ == {}
+
+
+def test_a_node_with_images_of_its_own_stays_a_class(labeler):
+    """Like shirt.n.01 above jersey.n.03 (the T-shirt): a node with its own pictures is a class
+    of its own even with another class below it."""
+    sdag = SemanticDAG(["fruit", "lemon", "lime", "kumquat"],
+                       edges=[("fruit", "lemon"), ("fruit", "lime"), ("fruit", "kumquat")],
+                       texts={"fruit": "Name: fruit", "lemon": "Name: lemon",
+                              "lime": "Name: lime", "kumquat": "Name: kumquat"},
+                       data={"fruit": _images(140), "lemon": _images(230), "lime": _images(40)})
+    own = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Hue()]))
+    clf = MLLZeroShotClassifier(["Kumquat", "Lemon", "Lime"], own, text_encoder=TableEncoder(),
+                                name_bonus=0.0, cache_dir=False).fit()
+    assert clf.matched_nodes_["Kumquat"][0] == "fruit" and clf.unmatched_reasons_ == {}
