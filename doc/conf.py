@@ -1,8 +1,6 @@
 """Sphinx configuration of the skmll documentation site (built by ``scripts/docs.sh``)."""
 
-import logging
 import os
-import re
 import runpy
 import sys
 from pathlib import Path
@@ -101,19 +99,6 @@ html_sidebars = {"index": [], "auto_examples/index": []}
 html_show_sourcelink = False
 
 
-class _ResultsLinkFilter(logging.Filter):
-    """Drop the one known warning about doc/benchmarks.md's link to ``results/benchmarks.md``.
-
-    That page links to the raw benchmark output, which lies outside the site; the page is
-    included as it is (its wording is maintained elsewhere), so only this message is dropped:
-    any other missing link still fails the build.
-    """
-
-    def filter(self, record):
-        return not re.fullmatch(r"Unknown source document '.*/results/benchmarks'",
-                                record.getMessage())
-
-
 def draw_figures(app):
     """Run each figure script and save the figure it leaves as the file the pages show."""
     import matplotlib
@@ -130,6 +115,3 @@ def draw_figures(app):
 
 def setup(app):
     app.connect("builder-inited", draw_figures)
-    # First in line, ahead of Sphinx's own filter that counts warnings for -W.
-    for handler in logging.getLogger("sphinx").handlers:
-        handler.filters.insert(0, _ResultsLinkFilter())
