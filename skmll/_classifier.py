@@ -22,7 +22,7 @@ from .reuse._patch import (
 from .reuse._profile import log_profiles, profile_posterior
 from .selection._chco import chco_lower_bounds, chco_many, head_class_probabilities, heu
 from .selection._matching import classes_above_others, exact_name_matches, match_classes
-from .selection._select import select_predictors
+from .selection._select import select_predictors, select_within_budget
 from .selection._text import default_text_encoder, embed_texts
 from .utils import progress
 from .utils._param_validation import (
@@ -50,6 +50,13 @@ def _quoted(names):
 def _invisible(name):
     """Code points of ``name`` that print as nothing (control and format characters)."""
     return [f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) in ("Cc", "Cf")]
+
+
+def _cost_text(gflops, ms):
+    """"0.0123 GFLOPs, 1.2 ms" for a cost per image (unknown parts said so)."""
+    flops = "GFLOPs unknown" if gflops is None else f"{gflops:.3g} GFLOPs"
+    time = "ms unknown" if ms is None else f"{ms:.3g} ms"
+    return f"{flops}, {time}"
 
 
 def _check_classes(classes):
@@ -129,6 +136,21 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Reuse budget: predictors per class.
     beta : float or None, default=None
         Keep predictors with CHCO loss at most ``beta``; None keeps any finite loss.
+    max_cost : float or None, default=None
+        A budget per image, in ``cost_unit``: the summed cost of the distinct experts the
+        fitted classifier runs (each runs once per image, whatever the classes it serves)
+        never exceeds it. Costs come from the labels (``labeler.costs_``), not from images, so
+        a grid search over ``max_cost`` runs no expert at ``fit``. A class that no expert can
+        serve within the budget is uncovered (general model, or ``on_uncovered``), with the
+        reason in ``over_budget_reasons_``. See :func:`~skmll.selection.select_within_budget`.
+    cost_unit : {"gflops", "ms"}, default="gflops"
+        What ``max_cost`` and ``cost_tolerance`` weigh: FLOPs per image (counted, the same on
+        every machine) or milliseconds per image (measured when labelling, on that machine).
+    cost_tolerance : float, default=0.0
+        Reuse-loss slack: among a class's candidates whose CHCO loss is within this of the
+        best, the one whose added cost is smallest is taken (an expert already selected for
+        another class adds nothing). With ``max_cost=None`` and 0, selection is the paper's
+        top k by loss, exactly.
     text_encoder : callable or None, default=None
         ``list[str] -> (n, d)`` array; None is all-MiniLM-L6-v2 (offline, see
         :class:`~skmll.selection.SentenceEncoder`). Node embeddings are cached on disk when the
@@ -210,6 +232,12 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         Row labels of ``reuse_losses_``.
     n_models_used_ : int
         Distinct experts that ``predict`` runs.
+    cost_per_image_ : dict
+        ``{"gflops": ..., "ms": ...}``: the summed cost per image of the distinct experts that
+        ``predict`` runs (the general model's is not included); None where some of those
+        experts' cost is unknown.
+    over_budget_reasons_ : dict of str to str
+        Classes that some expert could serve but none within ``max_cost``, with the reason.
     profiles_ : dict of str to ndarray (n_covered, n_heads)
         Per serving expert, its label's mean softmax output on each covered class's node (what
         ``reuse="profile"`` compares the expert's outputs with).
@@ -242,6 +270,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         "labeler": [ModelLabeler],
         "k": [Interval(Integral, 1, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left"), None],
+        "max_cost": [Interval(Real, 0, None, closed="left"), None],
+        "cost_unit": [StrOptions({"gflops", "ms"})],
+        "cost_tolerance": [Interval(Real, 0, None, closed="left")],
         "text_encoder": [callable, None],
         "general_model": [HasMethods(["predict_proba"]), None],
         "min_similarity": [Interval(Real, -1, 1, closed="both")],
@@ -258,7 +289,8 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         "patch_calibration": [Interval(Real, 0, 1, closed="left"), None],
     }
 
-    def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None,
+    def __init__(self, classes, labeler, *, k=2, beta=None, max_cost=None, cost_unit="gflops",
+                 cost_tolerance=0.0, text_encoder=None,
                  general_model=None, min_similarity=0.0, name_bonus=0.25, nodes=None,
                  class_template="Name: {}", label_statistic="probability", combination="chco",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
@@ -267,6 +299,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.labeler = labeler
         self.k = k
         self.beta = beta
+        self.max_cost = max_cost
+        self.cost_unit = cost_unit
+        self.cost_tolerance = cost_tolerance
         self.text_encoder = text_encoder
         self.general_model = general_model
         self.min_similarity = min_similarity
@@ -352,7 +387,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def _solve(self, matrices):
         if self.combination == "heu":
             return [heu(P, probabilities=True) for P in matrices]
-        depth = 4 * int(self.k)   # contenders per class: a margin over the k that are kept
+        # Contenders per class: a margin over the k that are kept; every expert when costs
+        # decide, since a cheap expert far down the ranking may be the one selected.
+        depth = len(matrices) if self._weighs_costs() else 4 * int(self.k)
         solutions = self._screen(matrices, depth)
         # Solve tightly, from where the loose pass stopped, the experts that can enter some
         # class's top k: losses certified within 1e-6 (relative) of the optimum, far finer than
@@ -448,8 +485,10 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         matched = np.flatnonzero(node_of_class >= 0)
         self.expert_names_ = list(labeler.hub_.names)
         labels = [labels_by_expert[name] for name in self.expert_names_]
+        self.over_budget_reasons_ = {}
         served = self._select(classes, matched, node_of_class, labels)
         self._set_coverage(classes, served)
+        self._set_costs()
         self._set_profiles(sdag, labels_by_expert)
         self._fit_patch(sdag)
         return self
@@ -510,6 +549,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         losses = np.stack([loss for _, loss in solutions])
         self.reuse_losses_ = losses
         picks = self._pick(losses)
+        self._note_over_budget(classes, matched, losses, picks)
         served = np.zeros(len(classes), dtype=bool)
         for j, class_index in enumerate(matched):
             name = classes[class_index]
@@ -518,10 +558,48 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
             served[class_index] = bool(len(picks[j]))
         return served
 
+    def _weighs_costs(self):
+        return self.max_cost is not None or self.cost_tolerance > 0
+
     def _pick(self, losses):
-        """Per matched class, the experts serving it: up to k smallest losses <= beta."""
+        """Per matched class, the experts serving it: up to k smallest losses <= beta (the
+        cheapest near-best ones, within the budget, when costs are weighed)."""
         beta = np.inf if self.beta is None else float(self.beta)
-        return select_predictors(losses, self.k, beta)
+        if not self._weighs_costs():
+            return select_predictors(losses, self.k, beta)
+        costs = self._expert_costs(self.cost_unit)
+        return select_within_budget(losses, self.k, costs, beta=beta, max_cost=self.max_cost,
+                                    tolerance=float(self.cost_tolerance),
+                                    names=self.expert_names_)
+
+    def _expert_costs(self, unit):
+        """Each expert's cost per image in ``unit`` (NaN where unknown), from the labels."""
+        # A labeler fitted by an earlier skmll (unpickled) or assembled by hand has no costs:
+        # they are unknown, never zero.
+        costs = getattr(self.labeler, "costs_", {})
+        values = [costs[name].value(unit) if costs.get(name) is not None else None
+                  for name in self.expert_names_]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    def _note_over_budget(self, classes, matched, losses, picks):
+        """Why each matched class some expert could serve has no predictor: the budget."""
+        beta = np.inf if self.beta is None else float(self.beta)
+        for j, class_index in enumerate(matched):
+            could = np.flatnonzero(np.isfinite(losses[:, j]) & (losses[:, j] <= beta))
+            if self.max_cost is not None and not len(picks[j]) and len(could):
+                names = [self.expert_names_[m] for m in could[np.argsort(losses[could, j])]]
+                self.over_budget_reasons_[classes[class_index]] = (
+                    f"no expert that could serve it ({_quoted(names[:3])}"
+                    f"{' ...' if len(names) > 3 else ''}) fits within max_cost={self.max_cost} "
+                    f"{self.cost_unit} per image beside the experts of the other classes")
+
+    def _set_costs(self):
+        used = {name for c in self.covered_classes_ for name, _, _ in self.experts_[c]}
+        rows = [self.expert_names_.index(name) for name in used]
+        self.cost_per_image_ = {}
+        for unit in ("gflops", "ms"):
+            values = self._expert_costs(unit)[rows]
+            self.cost_per_image_[unit] = None if np.isnan(values).any() else float(values.sum())
 
     def _set_coverage(self, classes, served):
         covered = [c for c, s in zip(classes, served) if s]
@@ -531,12 +609,15 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 nested = [c for c in uncovered if c in self.unmatched_reasons_]
                 no_node = [c for c in uncovered
                            if self.matched_nodes_[c] is None and c not in nested]
-                no_expert = [c for c in uncovered if self.matched_nodes_[c] is not None]
+                no_expert = [c for c in uncovered if self.matched_nodes_[c] is not None
+                             and c not in self.over_budget_reasons_]
                 reasons = [f"no matching SDAG node: {_quoted(no_node)}" if no_node else "",
                            "; ".join(f"{c!r} not matched: {self.unmatched_reasons_[c]}"
                                      for c in nested[:_LISTED]),
                            f"no expert passes the selection: {_quoted(no_expert)}"
-                           if no_expert else ""]
+                           if no_expert else "",
+                           "; ".join(f"{c!r}: {why}" for c, why in
+                                     list(self.over_budget_reasons_.items())[:_LISTED])]
                 raise ValueError(
                     f"the hub cannot serve {len(uncovered)} of {len(classes)} classes and no "
                     "general_model is set (" + "; ".join(r for r in reasons if r)
@@ -632,8 +713,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         how = ("each expert's whole output read through its label profiles" if
                self.reuse == "profile" else "head combinations weighted by entropy (Eq. 12-13)")
-        lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used; "
-                 f"reuse: {how}"]
+        lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used "
+                 f"({_cost_text(self.cost_per_image_.get('gflops'), self.cost_per_image_.get('ms'))}"
+                 f" per image); reuse: {how}"]
         for c in self.matched_nodes_:   # every class asked for, in order
             match = self.matched_nodes_.get(c)
             where = (f"{match[0]} (similarity {match[1]:.2f})" if match else
@@ -649,8 +731,12 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 heads = ("; " if named else ", ").join(
                     f"{describe_head(expert, h)}{': ' if named else ':'}{weights[h]:.2f}"
                     for h in top)
+                cost = getattr(self.labeler, "costs_", {}).get(name)
                 lines.append(f"    {name}: loss {loss:.3f}, {int((weights > 1e-3).sum())} "
-                             f"head(s) [{heads}]")
+                             f"head(s) [{heads}], " + (_cost_text(cost.gflops, cost.ms_per_image)
+                                                       if cost else "cost unknown"))
+            if c in self.over_budget_reasons_:
+                lines.append(f"    over budget: {self.over_budget_reasons_[c]}")
             if c in self.uncovered_classes_:
                 lines.append("    served by the general model")
             elif c in self.dropped_classes_:

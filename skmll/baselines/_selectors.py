@@ -91,7 +91,8 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
     _parameter_constraints = {
         **{name: constraint for name, constraint in
            MLLZeroShotClassifier._parameter_constraints.items()
-           if name not in ("beta", "label_statistic", "combination")},
+           if name not in ("beta", "label_statistic", "combination", "max_cost", "cost_unit",
+                           "cost_tolerance")},
         "random_state": ["random_state"],
     }
 
@@ -291,8 +292,12 @@ reuse_losses_, expert_names_, n_models_used_
 
     _prune = False   # any expert with a finite loss <= beta may be drawn: solve them all
 
-    _parameter_constraints = {**MLLZeroShotClassifier._parameter_constraints,
-                              "random_state": ["random_state"]}
+    # Experts are drawn at random, so costs do not steer the selection.
+    _parameter_constraints = {
+        **{name: constraint for name, constraint in
+           MLLZeroShotClassifier._parameter_constraints.items()
+           if name not in ("max_cost", "cost_unit", "cost_tolerance")},
+        "random_state": ["random_state"]}
 
     def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",

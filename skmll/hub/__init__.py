@@ -19,6 +19,7 @@ from ._base import (
     register_expert,
     run_expert,
 )
+from ._cost import ExpertCost, count_gflops, measure_cost
 from ._heads import describe_head
 from ._hf_expert import HFExpert
 from ._images import MixedSizeBatch, as_image_batch, map_size_groups, preprocess
@@ -33,6 +34,7 @@ from ._torch_expert import TorchExpert, load_torch_weights
 __all__ = [
     "BaseExpert",
     "Expert",
+    "ExpertCost",
     "ExpertError",
     "HFExpert",
     "KerasExpert",
@@ -44,11 +46,13 @@ __all__ = [
     "TimmExpert",
     "TorchExpert",
     "as_image_batch",
+    "count_gflops",
     "create_expert",
     "describe_head",
     "expert_fingerprint",
     "list_expert_sources",
     "map_size_groups",
+    "measure_cost",
     "n_heads",
     "load_torch_weights",
     "preprocess",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hub import LazyExpert, ModelHub, expert_fingerprint, n_heads
+from ..hub import ExpertCost, LazyExpert, ModelHub, expert_fingerprint, n_heads
 from ..semantic_graph import SemanticDAG
 from ..utils import atomic_write_bytes
 from ._labeler import ModelLabeler
@@ -57,6 +57,8 @@ class ExpertRecordStatus:
         "ok": a row for every node with images; "incomplete": some are missing; "missing": no
         usable record; "undeclared": the hub file does not declare ``n_outputs`` and
         ``fingerprint``, so the record cannot be found without building the model.
+    cost : ExpertCost or None
+        What the expert costs per image, as its record stores it (None: not recorded).
     """
 
     expert: str
@@ -68,6 +70,7 @@ class ExpertRecordStatus:
     missing_nodes: tuple
     size: int
     status: str
+    cost: ExpertCost = None
 
 
 def save_label_dir(labeler, directory):
@@ -90,6 +93,8 @@ def save_label_dir(labeler, directory):
     Returns
     -------
     directory : Path
+        Each expert's record holds its cost per image (``labeler.costs_``), so the labeler
+        :func:`load_label_dir` opens has the same ``costs_``.
 
     Raises
     ------
@@ -146,7 +151,7 @@ def save_label_dir(labeler, directory):
             rows[sdag.node_data_hash(node)] = (statistics.logit_sums[i],
                                                statistics.probability_sums[i],
                                                int(statistics.counts[i]))
-        if not store.merge(key, rows, expert=expert):
+        if not store.merge(key, rows, expert=expert, cost=labeler.costs_.get(expert.name)):
             raise OSError(f"could not write the labels of expert {expert.name!r} into "
                           f"{store.records}")
     hub.to_toml(directory / HUB_FILE, declare_missing=True)
@@ -281,7 +286,8 @@ def _expert_status(store, sizes, needed, expert):
     missing = tuple(node for data_key, node in needed.items() if data_key not in rows)
     status = "incomplete" if missing and rows else "missing" if missing else "ok"
     return ExpertRecordStatus(**described, key=key, n_labelled=len(needed) - len(missing),
-                              missing_nodes=missing, size=sizes.get(key, 0), status=status)
+                              missing_nodes=missing, size=sizes.get(key, 0), status=status,
+                              cost=store.cost(key))
 
 
 def _raise_unless_complete(directory, status):

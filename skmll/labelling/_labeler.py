@@ -9,7 +9,8 @@ from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..hub import ModelHub, as_image_batch, expert_fingerprint, n_heads, run_expert
+from ..hub import (ExpertCost, ExpertError, ModelHub, as_image_batch, expert_fingerprint,
+                   measure_cost, n_heads, run_expert)
 from ..utils import progress
 from ..utils._param_validation import (
     CACHE_DIR_CONSTRAINTS,
@@ -87,6 +88,14 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         Experts that failed, with the reason.
     n_forward_images_ : int
         Images passed through experts during the last ``fit`` (0 when all came from the cache).
+    costs_ : dict of str to ExpertCost or None
+        What each expert costs per image (:class:`~skmll.hub.ExpertCost`), stored with its
+        label: ``ms_per_image`` is the time its labelling forward passes took per image
+        (``batch_size`` images per call, image reading left out), ``gflops`` is counted once on
+        two SDAG images (:func:`~skmll.hub.count_gflops`). A label stored without a cost (by
+        skmll before costs were recorded) has its cost measured on one node's images when the
+        SDAG holds images (:func:`~skmll.hub.measure_cost`, median of 3 calls) and stored;
+        None when it cannot be (an SDAG read from a manifest): unknown, never guessed.
 
     Examples
     --------
@@ -144,7 +153,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         store = LabelStore.from_cache_dir(self.cache_dir)
         with_images = np.flatnonzero(self.sdag.n_images > 0)
         node_keys = {n: self.sdag.node_data_hash(self.sdag.node_ids[n]) for n in with_images}
-        rows, failures, tasks = {}, {}, []
+        rows, failures, tasks, costs = {}, {}, [], {}
         for expert in hub:
             try:
                 fingerprint = expert_fingerprint(expert)
@@ -154,15 +163,18 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
             # No fingerprint, no safe key: such an expert's sums are neither loaded nor stored.
             rows[expert.name] = (fingerprint, store.load(fingerprint, n_heads=n_heads(expert))
                                  if store is not None and fingerprint else {})
+            if store is not None and fingerprint:
+                costs[expert.name] = store.cost(fingerprint)
             known = rows[expert.name][1]
             missing = [n for n in with_images if node_keys[n] not in known]
             tasks += [(expert, shard)
                       for shard in node_shards(self.sdag, missing, self.images_per_shard)]
-        self._run_tasks(tasks, rows, failures, node_keys, store)
+        self._run_tasks(tasks, rows, failures, node_keys, store, costs)
         self._finish(hub, rows, failures)
+        self._settle_costs(rows, store, costs)
         return self
 
-    def _run_tasks(self, tasks, rows, failures, node_keys, store):
+    def _run_tasks(self, tasks, rows, failures, node_keys, store, costs):
         """Dispatch the forward passes; store each expert as soon as its last shard is in.
 
         Each expert is claimed in the store just before its first shard is dispatched; one that
@@ -171,22 +183,34 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         """
         experts = list({id(expert): expert for expert, _ in tasks}.values())
         work = SharedWork(experts, rows, node_keys, store,
-                          lambda nodes: node_shards(self.sdag, nodes, self.images_per_shard))
+                          lambda nodes: node_shards(self.sdag, nodes, self.images_per_shard),
+                          costs)
+        # FLOPs are counted once, on an expert's first shard, unless its record has a cost.
+        # A cost a record holds already was measured on all of the expert's images: it is kept.
+        stored_costs = {name for name, cost in costs.items() if cost is not None}
+        to_count = {expert.name for expert in experts if expert.name not in stored_costs}
+        timing = {}   # name -> (seconds, images, gflops) of this fit's forward passes
 
         # Results stream in as they finish where the joblib backend can (each expert is stored
         # as soon as its shards are in); backends that cannot (Ray's) return them all at once.
         backend, _ = get_active_backend()
         return_as = "generator" if getattr(backend, "supports_return_generator", False) else "list"
 
+        def counts_flops(expert):
+            first = expert.name in to_count
+            to_count.discard(expert.name)
+            return first
+
         def run(claimed_tasks):
             return Parallel(n_jobs=self.n_jobs, return_as=return_as)(
-                delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size)
+                delayed(pretest_shard)(expert, self.sdag, shard, self.batch_size,
+                                       count_flops=counts_flops(expert))
                 for expert, shard in claimed_tasks)
 
         self.n_forward_images_ = 0
         for expert, result in progress(work.results(run), verbose=self.verbose, total=len(tasks),
                                        desc="labelling", unit="task"):
-            nodes, logit_sums, probability_sums, counts, error = result
+            nodes, logit_sums, probability_sums, counts, cost, error = result
             self.n_forward_images_ += int(self.sdag.n_images[nodes].sum())
             if error is not None:
                 failures[expert.name] = error
@@ -194,6 +218,8 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
                 known = rows[expert.name][1]
                 for i, node in enumerate(nodes):
                     known[node_keys[node]] = (logit_sums[i], probability_sums[i], int(counts[i]))
+                if expert.name not in stored_costs:
+                    costs[expert.name] = _add_timing(timing, expert.name, cost, int(counts.sum()))
 
     def _finish(self, hub, rows, failures):
         self.failed_experts_ = dict(failures)
@@ -210,6 +236,42 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
             e.name: assemble_statistics(self.sdag, rows[e.name][1], n_heads(e)) for e in self.hub_}
         self.sdag_key_ = sdag_key(self.sdag)
         self.update_mixing()
+
+    def _settle_costs(self, rows, store, costs):
+        """``costs_`` for the labelled experts; a cost no record or pass gave is measured now.
+
+        That happens for labels stored before costs were recorded: the expert is run on one
+        node's images (when the SDAG holds them) and the cost is stored with its label.
+        """
+        self.costs_ = {}
+        for expert in self.hub_:
+            key, known = rows[expert.name]
+            cost = costs.get(expert.name)
+            if cost is None and store is not None and key is not None:
+                cost = store.cost(key)   # another process may have stored it meanwhile
+            if cost is None:
+                cost = self._measure_missing_cost(expert)
+                if cost is not None and store is not None and key is not None:
+                    store.merge(key, known, expert=expert, cost=cost)
+            self.costs_[expert.name] = cost
+
+    def _measure_missing_cost(self, expert):
+        with_images = np.flatnonzero(self.sdag.n_images > 0)
+        if not len(with_images):
+            return None
+        try:
+            images, _ = next(self.sdag.iter_batches(
+                self.batch_size, nodes=[self.sdag.node_ids[with_images[0]]]))
+        except ValueError:   # an SDAG read from a manifest holds no images
+            return None
+        repeats = 3
+        self.n_forward_images_ += len(images) * (1 + repeats)
+        try:
+            return measure_cost(expert, images, repeats=repeats)
+        except ExpertError as exc:   # its labels are all cached: it need not run to be used
+            warnings.warn(f"the cost of expert {expert.name!r} is unknown (its labels were "
+                          f"stored without one, and measuring it failed: {exc})", stacklevel=4)
+            return None
 
     def _check_same_sdag(self):
         """Raise when the node sums were computed on another SDAG than ``self.sdag``."""
@@ -305,7 +367,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         # whoever reads it (checked_labels); one given another SDAG raises StaleLabelsError.
         clone = type(self)(**self.get_params(deep=False))
         for attr in ("hub_", "labels_", "node_statistics_", "delta_", "failed_experts_",
-                     "n_forward_images_", "fingerprints_", "sdag_key_"):
+                     "n_forward_images_", "fingerprints_", "sdag_key_", "costs_"):
             if hasattr(self, attr):
                 setattr(clone, attr, copy.copy(getattr(self, attr)))
         return clone
@@ -315,3 +377,11 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.input_tags.two_d_array = False
         return tags
+
+
+def _add_timing(timing, name, cost, n_images):
+    """Fold one shard's forward time (and FLOP count) into an expert's; its cost so far."""
+    seconds, images, gflops = timing.get(name, (0.0, 0, None))
+    timing[name] = (seconds + cost["seconds"], images + n_images, cost.get("gflops", gflops))
+    seconds, images, gflops = timing[name]
+    return ExpertCost(gflops, 1000 * seconds / images) if images else None

@@ -8,13 +8,14 @@ a new node costs only its own passes, and runs sharing a directory share the wor
 """
 
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
 
-from ..hub import ExpertError, n_heads, run_expert, using_expert
+from ..hub import ExpertError, count_gflops, n_heads, run_expert, using_expert
 from ..utils import CacheWriteWarning
 
 
@@ -55,19 +56,34 @@ def node_shards(sdag, nodes, images_per_shard):
     return shards
 
 
-def pretest_shard(expert, sdag, nodes, batch_size):
+def pretest_shard(expert, sdag, nodes, batch_size, *, count_flops=False):
     """Forward passes of ``expert`` over the images of ``nodes``; sums per node.
 
-    Returns ``(nodes, logit_sums, probability_sums, counts, error)``; a failing expert gives its
-    message in ``error`` instead of raising, so the other tasks of a parallel run go on. A
-    :class:`~skmll.hub.LazyExpert` built here is released when the shard is done, so a worker
-    holds one lazily built model at a time.
+    Returns ``(nodes, logit_sums, probability_sums, counts, cost, error)``; a failing expert
+    gives its message in ``error`` instead of raising, so the other tasks of a parallel run go
+    on. ``cost`` holds ``"seconds"``, the time spent in the expert's forward passes (image
+    reading left out), and with ``count_flops`` also ``"gflops"``, its FLOPs per image
+    (:func:`~skmll.hub.count_gflops` on a few of the shard's images; None when they cannot be
+    counted). A :class:`~skmll.hub.LazyExpert` built here is released when the shard is done,
+    so a worker holds one lazily built model at a time.
     """
     with using_expert(expert):
         try:
-            return (nodes, *_shard_sums(expert, sdag, nodes, batch_size), None)
+            *sums, seconds = _shard_sums(expert, sdag, nodes, batch_size)
         except ExpertError as exc:
-            return nodes, None, None, None, str(exc)
+            return nodes, None, None, None, None, str(exc)
+        cost = {"seconds": seconds}
+        if count_flops:
+            cost["gflops"] = _shard_gflops(expert, sdag, nodes)
+        return (nodes, *sums, cost, None)
+
+
+def _shard_gflops(expert, sdag, nodes):
+    images, _ = next(sdag.iter_batches(2, nodes=[sdag.node_ids[nodes[0]]]))
+    try:
+        return count_gflops(expert, images)
+    except Exception:  # a counter that fails on some operation: the count is unknown, no guess
+        return None
 
 
 def _shard_sums(expert, sdag, nodes, batch_size):
@@ -76,9 +92,12 @@ def _shard_sums(expert, sdag, nodes, batch_size):
     logit_sums = np.zeros((len(nodes), width))
     probability_sums = np.zeros((len(nodes), width))
     counts = np.zeros(len(nodes), dtype=np.int64)
+    seconds = 0.0
     for images, node_index in sdag.iter_batches(batch_size,
                                                 nodes=[sdag.node_ids[n] for n in nodes]):
+        start = time.perf_counter()
         logits = run_expert(expert, images).astype(np.float64)
+        seconds += time.perf_counter() - start
         # A batch holds each node's images consecutively: sum each run of one node, then add
         # the run sums to their rows (np.add.at is also right if a node's run came back).
         starts = np.flatnonzero(np.diff(node_index, prepend=-1))
@@ -87,7 +106,7 @@ def _shard_sums(expert, sdag, nodes, batch_size):
         np.add.at(probability_sums, rows,
                   np.add.reduceat(softmax(logits, axis=1), starts, axis=0))
         np.add.at(counts, rows, np.diff(starts, append=len(node_index)))
-    return logit_sums, probability_sums, counts
+    return logit_sums, probability_sums, counts, seconds
 
 
 class SharedWork:
@@ -111,10 +130,14 @@ class SharedWork:
     store : LabelStore or None
     make_shards : callable
         Node indices -> list of shards (lists of node indices).
+    costs : dict, optional
+        Expert name -> :class:`~skmll.hub.ExpertCost`, kept up to date by the consumer of
+        :meth:`results`; an expert's cost is stored with its rows.
     """
 
-    def __init__(self, experts, rows, node_keys, store, make_shards):
+    def __init__(self, experts, rows, node_keys, store, make_shards, costs=None):
         self.waiting = list(experts)
+        self.costs = {} if costs is None else costs
         self.rows = rows
         self.node_keys = node_keys
         self.store = store
@@ -193,7 +216,8 @@ class SharedWork:
             key, known = self.rows[expert.name]
             try:
                 if expert.name not in self._failed:
-                    self.store.merge(key, known, expert=expert)
+                    self.store.merge(key, known, expert=expert,
+                                     cost=self.costs.get(expert.name))
             finally:
                 self.store.release(key)
 

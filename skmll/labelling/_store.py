@@ -13,7 +13,7 @@ import filelock
 import numpy as np
 
 from .._version import __version__
-from ..hub import n_heads
+from ..hub import ExpertCost, n_heads
 from ..utils import (
     CacheWriteWarning,
     CorruptRecordWarning,
@@ -121,7 +121,9 @@ class LabelStore:
 
     Every record carries its own key: the expert's key, name, declared fingerprint and
     specification (when the expert has one), its width, the statistic names, the node data
-    keys, the skmll version and the format numbers. Reading checks the checksums, that this key
+    keys, the skmll version and the format numbers; and what the expert costs per image
+    (:class:`~skmll.hub.ExpertCost`, :meth:`cost`), measured when it was labelled (records
+    written before costs were recorded have none, read as unknown). Reading checks the checksums, that this key
     is the one the record was found under, that the width is the expert's, that the arrays
     match the node keys, and drops rows with a count <= 0 or non-finite sums. Whatever fails is
     reported with a :class:`~skmll.utils.CorruptRecordWarning` and recomputed, never used: a
@@ -311,27 +313,56 @@ class LabelStore:
             Node data hash -> ``(logit_sums row, probability_sums row, count)``; empty when the
             record is absent or refused.
         """
+        return self._read(key, n_heads, warn)[0]
+
+    def _read(self, key, width, warn):
+        """``(rows, cost or None)`` of a record, as :meth:`load` checks them."""
         try:
             loaded = read_record(self.records, key)
             if loaded is None:
-                return {}
-            rows, dropped = _label_rows(key, *loaded, width=n_heads)
+                return {}, None
+            rows, dropped = _label_rows(key, *loaded, width=width)
         except RecordError as exc:
             if warn:
                 warnings.warn(f"cached record {self.records / key} is unreadable ({exc}); "
-                              "recomputing it", CorruptRecordWarning, stacklevel=2)
-            return {}
+                              "recomputing it", CorruptRecordWarning, stacklevel=3)
+            return {}, None
         if dropped and warn:
             warnings.warn(f"cached record {self.records / key} has {dropped} row(s) with a "
                           "count <= 0 or non-finite sums; recomputing them",
-                          CorruptRecordWarning, stacklevel=2)
-        return rows
+                          CorruptRecordWarning, stacklevel=3)
+        return rows, _stored_cost(self.records / key, loaded[1], warn)
 
-    def merge(self, key, rows, *, expert):
+    def cost(self, key, *, warn=True):
+        """The :class:`~skmll.hub.ExpertCost` stored with the expert of content key ``key``.
+
+        Read from the record's JSON alone (no payload); no lock taken.
+
+        Parameters
+        ----------
+        key : str
+        warn : bool, default=True
+            Report a malformed cost with a :class:`~skmll.utils.CorruptRecordWarning`.
+
+        Returns
+        -------
+        ExpertCost or None
+            None when there is no record, the record is refused, or it was written without a
+            cost (by skmll before costs were recorded): then the cost is unknown, never guessed.
+        """
+        try:
+            meta = check_pointer((self.records / f"{key}.json").read_text(), key)["meta"]
+            _check_record_key(key, meta)
+        except (OSError, UnicodeDecodeError, RecordError):
+            return None   # absent or refused: load() reports and recomputes it
+        return _stored_cost(self.records / key, meta, warn)
+
+    def merge(self, key, rows, *, expert, cost=None):
         """Add ``rows`` to the record of ``key`` under its lock: re-read, merge, write.
 
         Rows already stored for a node are kept (the same expert on the same images gives the
-        same sums); nothing is written when every row is already there.
+        same sums), and so is a stored cost; nothing is written when every row is already there
+        and the record has a cost or none is given.
 
         Parameters
         ----------
@@ -341,6 +372,8 @@ class LabelStore:
             Node data hash -> ``(logit_sums row, probability_sums row, count)``.
         expert : expert
             Its name, declared fingerprint, ``spec`` (when it has one) and width are recorded.
+        cost : ExpertCost or None, default=None
+            What the expert costs per image, recorded with the rows unless the record has one.
 
         Returns
         -------
@@ -351,13 +384,14 @@ class LabelStore:
         width = n_heads(expert)
         try:
             with self.locked(key):
-                stored = self.load(key, n_heads=width, warn=False)
-                if set(rows) <= set(stored):
+                stored, stored_cost = self._read(key, width, warn=False)
+                if set(rows) <= set(stored) and (cost is None or stored_cost is not None):
                     return True
                 merged = {**rows, **stored}
                 self._write_layout_file()
                 save_record(self.records, key, _stack_rows(merged),
-                            _record_meta(key, expert, width, sorted(merged)))
+                            _record_meta(key, expert, width, sorted(merged),
+                                         stored_cost or cost))
             return True
         except OSError as exc:
             warnings.warn(f"could not store the labels of expert {expert.name!r} in "
@@ -534,7 +568,20 @@ def _stack_rows(rows):
             "counts": np.array([rows[k][2] for k in keys], dtype=np.int64)}
 
 
-def _record_meta(key, expert, width, node_keys):
+def _stored_cost(where, meta, warn):
+    """The cost a record's metadata holds; None when it holds none or a malformed one."""
+    if "cost" not in meta:
+        return None
+    try:
+        return ExpertCost.from_dict(meta["cost"])
+    except (TypeError, ValueError) as exc:
+        if warn:
+            warnings.warn(f"cached record {where} holds a malformed cost ({exc}); it is "
+                          "treated as unknown", CorruptRecordWarning, stacklevel=4)
+        return None
+
+
+def _record_meta(key, expert, width, node_keys, cost=None):
     declared = getattr(expert, "fingerprint", None)
     # The specification an expert was built from, when it has one; whatever JSON cannot hold
     # is written as its repr (the record describes the expert, its key identifies it).
@@ -542,7 +589,7 @@ def _record_meta(key, expert, width, node_keys):
     return {"layout": LAYOUT_VERSION, "expert_key": key, "expert": expert.name,
             "fingerprint": declared if isinstance(declared, str) else None, "spec": spec,
             "n_heads": width, "statistics": list(STATISTICS), "node_keys": node_keys,
-            "skmll_version": __version__}
+            "skmll_version": __version__, **({} if cost is None else {"cost": cost.to_dict()})}
 
 
 def _size(path):

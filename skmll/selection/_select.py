@@ -32,3 +32,125 @@ def select_predictors(losses, k, beta=np.inf):
         keep = np.isfinite(losses[column, c]) & (losses[column, c] <= beta)
         chosen.append(column[keep])
     return chosen
+
+
+def select_within_budget(losses, k, costs, *, beta=np.inf, max_cost=None, tolerance=0.0,
+                         names=None):
+    """Up to ``k`` models per class, preferring cheap ones, within a cost budget per image.
+
+    A model's cost is paid once however many classes it serves (it runs once per image), so a
+    model already selected costs nothing more: its *marginal* cost is 0, and any other model's
+    is its cost. Ranks are filled in turn: every class gets its first predictor before any gets
+    its second, so a budget is spent on coverage before redundancy. Within a rank, the pick of
+    each class still to serve is, among its candidates (loss ``<= beta``, not selected for it
+    yet, marginal cost within what is left of ``max_cost``), the one of smallest marginal cost
+    among those whose loss is within ``tolerance`` of the class's best such candidate (ties:
+    smaller loss, then lower index). Picks that cost nothing are committed first, all at once;
+    then the cheapest of the remaining picks, after which the others are re-evaluated, since
+    the model just paid for is free to them. Committing the cheapest pick first, rather than
+    classes in a fixed order, lets later classes share the models that earlier ones paid for
+    and covers as many classes as the budget allows at each rank. A class whose candidates all
+    cost more than is left gets no predictor at that rank.
+
+    With ``max_cost=None`` and ``tolerance=0`` this is :func:`select_predictors`, exactly.
+
+    Parameters
+    ----------
+    losses : ndarray of shape (n_models, n_classes)
+        CHCO losses (Eq. 9); lower is better.
+    k : int
+        Most predictors per class.
+    costs : ndarray of shape (n_models,)
+        Each model's cost per image; NaN where unknown.
+    beta : float, default=inf
+        Candidates have a loss at most ``beta``.
+    max_cost : float or None, default=None
+        Budget: the summed cost of the distinct selected models never exceeds it.
+    tolerance : float, default=0.0
+        Loss slack within which a cheaper candidate is preferred to a better one.
+    names : list of str or None
+        Model names, for error messages.
+
+    Returns
+    -------
+    list of int ndarrays, one per class, model indices ordered by increasing loss.
+
+    Raises
+    ------
+    ValueError
+        When a budget or a tolerance is given and some candidate's cost is unknown (NaN): the
+        message names those models; or when a cost is negative.
+
+    Examples
+    --------
+    Model 0 is best for both classes but costs 10; model 1 is nearly as good and costs 1:
+
+    >>> losses = np.array([[0.10, 0.20], [0.12, 0.90], [0.50, 0.25]])
+    >>> costs = np.array([10.0, 1.0, 2.0])
+    >>> select_within_budget(losses, 1, costs)                    # no budget: the best
+    [array([0]), array([0])]
+    >>> select_within_budget(losses, 1, costs, tolerance=0.05)    # near-best and cheaper
+    [array([1]), array([2])]
+    >>> select_within_budget(losses, 1, costs, max_cost=3.0)      # within 3 per image
+    [array([1]), array([2])]
+    >>> select_within_budget(losses, 1, costs, max_cost=2.5)      # model 1 serves both
+    [array([1]), array([1])]
+    >>> select_within_budget(losses, 1, costs, max_cost=0.5)      # nothing fits
+    [array([], dtype=int64), array([], dtype=int64)]
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    if max_cost is None and tolerance == 0:
+        return select_predictors(losses, k, beta)
+    costs = np.asarray(costs, dtype=np.float64)
+    candidate = np.isfinite(losses) & (losses <= beta)
+    _check_costs(costs, candidate.any(axis=1), names)
+    budget = np.inf if max_cost is None else float(max_cost)
+    # Float sums may exceed an exactly reachable budget by rounding; allow that much only.
+    slack = 1e-9 * max(budget, 1.0) if np.isfinite(budget) else 0.0
+    chosen = np.zeros(losses.shape, dtype=bool)
+    used = np.zeros(len(costs), dtype=bool)
+    spent = 0.0
+    for _ in range(k):
+        waiting = np.ones(losses.shape[1], dtype=bool)
+        while waiting.any():
+            marginal = np.where(used, 0.0, costs)
+            picks = _cheapest_picks(losses, candidate & ~chosen, marginal,
+                                    budget - spent + slack, tolerance)
+            picks[~waiting] = -1
+            served = np.flatnonzero(picks >= 0)
+            if not len(served):
+                break
+            cost_of = marginal[picks[served]]
+            commit = served[cost_of == 0] if (cost_of == 0).any() else \
+                served[[np.argmin(cost_of)]]
+            chosen[picks[commit], commit] = True
+            spent += marginal[np.unique(picks[commit])].sum()
+            used[picks[commit]] = True
+            waiting[commit] = False
+    return [np.flatnonzero(column)[np.argsort(losses[column, c], kind="stable")]
+            for c, column in enumerate(chosen.T)]
+
+
+def _check_costs(costs, could_serve, names):
+    if (costs < 0).any():
+        raise ValueError(f"costs must be >= 0; got {costs[costs < 0][:5].tolist()}")
+    unknown = np.flatnonzero(np.isnan(costs) & could_serve)
+    if len(unknown):
+        named = [names[i] for i in unknown] if names is not None else unknown.tolist()
+        raise ValueError(f"the cost of {len(unknown)} expert(s) that could be selected is "
+                         f"unknown: {named[:10]}{' ...' if len(named) > 10 else ''}; a budget "
+                         "or a cost tolerance needs every candidate's cost")
+
+
+def _cheapest_picks(losses, open_pairs, marginal, left, tolerance):
+    """Per class, the index of its pick (-1: none affordable), as select_within_budget says."""
+    affordable = open_pairs & (marginal <= left)[:, None]
+    masked = np.where(affordable, losses, np.inf)
+    best = masked.min(axis=0)
+    near = affordable & (masked <= best + tolerance)
+    # smallest marginal cost, then smallest loss, then lowest index
+    n_models = len(marginal)
+    order = np.lexsort((np.arange(n_models)[:, None].repeat(losses.shape[1], 1), masked,
+                        np.where(near, marginal[:, None], np.inf)), axis=0)
+    picks = order[0]
+    return np.where(near[picks, np.arange(losses.shape[1])], picks, -1)
