@@ -8,6 +8,7 @@ their forward under that mode; ONNX graphs are counted from their nodes with the
 so an ONNX export of a module gives the module's count.
 """
 
+import contextlib
 import math
 import statistics
 import time
@@ -173,12 +174,25 @@ def _counted_forward(expert, images):
         raise ValueError(f"expert {expert.name!r}: FLOPs are counted on images; got none")
     # The whole call (device, precision and batching as logits() runs them), less what its
     # preprocessing counts (a grayscale conversion is a small matrix product).
-    with FlopCounterMode(display=False) as whole:
+    with _mha_fastpath_off(), FlopCounterMode(display=False) as whole:
         expert.logits(batch)
     with torch.inference_mode(), FlopCounterMode(display=False) as preprocessing:
         expert._preprocess(batch)
     flops = whole.get_total_flops() - preprocessing.get_total_flops()
     return flops / len(batch) / 1e9
+
+
+@contextlib.contextmanager
+def _mha_fastpath_off():
+    """torch's fused inference path of ``nn.MultiheadAttention`` is one operation that
+    FlopCounterMode has no formula for (it would count its projections as 0); the unfused
+    path computes the same with counted matrix products."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def onnx_gflops(expert):

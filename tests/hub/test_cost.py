@@ -167,3 +167,26 @@ def test_expert_cost_round_trips_through_json_and_refuses_other_dicts():
         ExpertCost.from_dict({"gflops": 1.0})
     with pytest.raises(ValueError, match="unit"):
         cost.value("seconds")
+
+
+class _Tokens(torch.nn.Module):
+    """Image rows as tokens through torch's multi-head attention (fused when inferring)."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = torch.nn.MultiheadAttention(24, 2, batch_first=True)
+        self.head = torch.nn.Linear(24, 3)
+
+    def forward(self, x):
+        tokens = x.reshape(len(x), 8, 24)   # 3 x 8 x 8 pixels as 8 tokens of 24
+        return self.head(self.attention(tokens, tokens, tokens)[0].mean(dim=1))
+
+
+def test_attention_is_counted_although_torch_fuses_it_when_inferring():
+    expert = TorchExpert(_Tokens().eval(), name="tokens", input_size=(8, 8))
+    tokens, width = 8, 24
+    projections = 2 * tokens * width * 3 * width + 2 * tokens * width * width
+    attention = 2 * (2 * tokens * tokens * width)            # scores, then weighted values
+    assert count_gflops(expert, PHOTOS) * 1e9 == pytest.approx(
+        projections + attention + 2 * width * 3)
+    assert torch.backends.mha.get_fastpath_enabled()         # left as it was
