@@ -120,8 +120,9 @@ def main(argv=None):
           f"ms {_ratio(every[2], clip_row[2])}")
     known = [c.gflops for c in costs.values() if c.gflops is not None]
     if known:
+        median_ms = statistics.median(c.ms_per_image for c in costs.values())
         print(f"median expert / CLIP: GFLOPs {_ratio(statistics.median(known), clip.gflops)}, "
-              f"ms {_ratio(statistics.median(c.ms_per_image for c in costs.values()), clip.ms_per_image)}")
+              f"ms {_ratio(median_ms, clip.ms_per_image)}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", newline="") as f:

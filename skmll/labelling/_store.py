@@ -123,11 +123,12 @@ class LabelStore:
     specification (when the expert has one), its width, the statistic names, the node data
     keys, the skmll version and the format numbers; and what the expert costs per image
     (:class:`~skmll.hub.ExpertCost`, :meth:`cost`), measured when it was labelled (records
-    written before costs were recorded have none, read as unknown). Reading checks the checksums, that this key
-    is the one the record was found under, that the width is the expert's, that the arrays
-    match the node keys, and drops rows with a count <= 0 or non-finite sums. Whatever fails is
-    reported with a :class:`~skmll.utils.CorruptRecordWarning` and recomputed, never used: a
-    record copied over another expert's is refused, not read as that expert's labels.
+    written before costs were recorded have none, read as unknown). Reading checks the
+    checksums, that this key is the one the record was found under, that the width is the
+    expert's, that the arrays match the node keys, and drops rows with a count <= 0 or
+    non-finite sums. Whatever fails is reported with a
+    :class:`~skmll.utils.CorruptRecordWarning` and recomputed, never used: a record copied over
+    another expert's is refused, not read as that expert's labels.
 
     Writers take the expert's lock (:mod:`filelock`, logging every ten seconds while they wait),
     re-read the record, merge their new rows and write it back; readers take no lock. A record
