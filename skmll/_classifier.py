@@ -5,12 +5,15 @@ import unicodedata
 import warnings
 
 import numpy as np
+import torch
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from .hub import as_image_batch, describe_head, run_expert
+from .hub import describe_head, run_expert
+from .hub._base import move_experts
+from .hub._images import iter_image_batches
 from .labelling import ModelLabeler
 from .reuse._ensemble import ensemble_scores
 from .reuse._patch import (
@@ -190,8 +193,15 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         from ``classes_``.
     batch_size : int, default=256
         Images per chunk in ``predict_proba`` (bounds memory; each expert runs once per chunk).
+        Listed images (files, PIL images) are decoded chunk by chunk, the next chunk in a
+        background thread while the experts run on the current one.
     cache_dir : path, None or False, default=None
         Where node embeddings are cached (None: the default folder; False: off).
+    device : str, torch.device or None, default=None
+        Where the selected experts run: ``fit`` moves each of them that can move (the adapters
+        and :class:`~skmll.hub.LazyExpert`) there in place, as ``nn.Module.to`` does, and warns
+        naming those that cannot; their labels are untouched. None leaves every expert where
+        it is. The general model is not moved.
     verbose : int, default=0
         Progress bars (node embeddings, prediction batches) when > 0.
     patch_calibration : float in [0, 1) or None, default=0.01
@@ -285,6 +295,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         "on_uncovered": [StrOptions({"raise", "drop"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": CACHE_DIR_CONSTRAINTS,
+        "device": [str, torch.device, None],
         "verbose": ["verbose"],
         "patch_calibration": [Interval(Real, 0, 1, closed="left"), None],
     }
@@ -294,7 +305,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                  general_model=None, min_similarity=0.0, name_bonus=0.25, nodes=None,
                  class_template="Name: {}", label_statistic="probability", combination="chco",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
-                 verbose=0, patch_calibration=0.01):
+                 device=None, verbose=0, patch_calibration=0.01):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -314,6 +325,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.on_uncovered = on_uncovered
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.device = device
         self.verbose = verbose
         self.patch_calibration = patch_calibration
 
@@ -491,6 +503,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self._set_costs()
         self._set_profiles(sdag, labels_by_expert)
         self._fit_patch(sdag)
+        if self.device is not None:
+            used = {name for c in self.covered_classes_ for name, _, _ in self.experts_[c]}
+            move_experts([labeler.hub_[name] for name in sorted(used)], self.device)
         return self
 
     def _fit_patch(self, sdag):
@@ -684,11 +699,11 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n, n_classes)
         """
         check_is_fitted(self, "classes_")
-        images = as_image_batch(X)
         plan = self._serving_plan()
-        starts = range(0, len(images), self.batch_size)
-        chunks = [self._proba_chunk(images[i:i + self.batch_size], plan)
-                  for i in progress(starts, verbose=self.verbose, desc="predicting", unit="batch")]
+        batches = iter_image_batches(X, self.batch_size)
+        chunks = [self._proba_chunk(images, plan)
+                  for images in progress(batches, verbose=self.verbose, desc="predicting",
+                                         unit="batch")]
         return np.concatenate(chunks)[:, self._sorted_columns]
 
     def _proba_chunk(self, images, plan):

@@ -99,7 +99,7 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
     def __init__(self, classes, labeler, *, k=2, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
-                 verbose=0, patch_calibration=0.01, random_state=None):
+                 device=None, verbose=0, patch_calibration=0.01, random_state=None):
         self.classes = classes
         self.labeler = labeler
         self.k = k
@@ -113,6 +113,7 @@ class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
         self.on_uncovered = on_uncovered
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.device = device
         self.verbose = verbose
         self.patch_calibration = patch_calibration
         self.random_state = random_state
@@ -302,14 +303,14 @@ reuse_losses_, expert_names_, n_models_used_
     def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  label_statistic="probability", combination="chco", reuse="profile",
-                 on_uncovered="raise", batch_size=256, cache_dir=None, verbose=0,
+                 on_uncovered="raise", batch_size=256, cache_dir=None, device=None, verbose=0,
                  patch_calibration=0.01, random_state=None):
         super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,
                          general_model=general_model, min_similarity=min_similarity,
                          name_bonus=name_bonus, nodes=nodes, class_template=class_template,
                          label_statistic=label_statistic, combination=combination,
                          reuse=reuse, on_uncovered=on_uncovered, batch_size=batch_size,
-                         cache_dir=cache_dir, verbose=verbose,
+                         cache_dir=cache_dir, device=device, verbose=verbose,
                          patch_calibration=patch_calibration)
         self.random_state = random_state
 

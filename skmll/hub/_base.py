@@ -5,6 +5,7 @@ An expert is any object with ``name`` (str), ``n_outputs`` (int) and ``logits(im
 outputs mean: only their values.
 """
 
+import contextlib
 import importlib
 import importlib.metadata
 import pkgutil
@@ -287,17 +288,20 @@ class ModelHub(Sequence):
 
 
 class BaseExpert:
-    """Shared adapter machinery: batching, preprocessing, inference mode, fingerprints.
+    """Shared adapter machinery: batching, preprocessing, inference mode, fingerprints, device.
 
     Subclasses implement ``_forward(tensor) -> array or tensor`` and ``_weights_digest(hasher)``
     and set ``n_outputs``; the preprocessing parameters are documented in :func:`preprocess`.
+    ``device`` and ``precision`` are checked by :func:`check_device` and
+    :func:`check_precision`; a subclass that runs elsewhere than torch overrides ``_move``
+    (called by :meth:`to`) and refuses the precisions its runtime cannot honour.
     """
 
     layout = "NCHW"
     head_names = None   # what each output means, where the model or the user says (explain only)
 
     def __init__(self, name, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                 channels=3, scale=1.0, batch_size=64):
+                 channels=3, scale=1.0, batch_size=64, device="cpu", precision="fp32"):
         self.name = name
         self.input_size = tuple(int(s) for s in input_size)
         self.mean = tuple(float(m) for m in np.broadcast_to(mean, (channels,)))
@@ -305,7 +309,33 @@ class BaseExpert:
         self.channels = int(channels)
         self.scale = float(scale)
         self.batch_size = int(batch_size)
+        self.device = self._check_device(device)
+        self.precision = check_precision(precision)
         self._fingerprint = None
+
+    def to(self, device):
+        """Run this expert on ``device`` from now on (moved in place, as ``nn.Module.to``).
+
+        Returns the expert. The fingerprint, hence cached labels, does not depend on the device.
+
+        Raises
+        ------
+        ValueError
+            When ``device`` is not a device name, or names a CUDA device that is not available.
+        """
+        device = self._check_device(device)
+        if device != self.device:
+            self._move(device)
+            self.device = device
+        return self
+
+    def _move(self, device):
+        raise NotImplementedError(f"{type(self).__name__} cannot move to {device}")
+
+    @staticmethod
+    def _check_device(device):
+        """The checked device; adapters whose runtime is not torch check it their own way."""
+        return check_device(device)
 
     def _preprocess(self, images):
         return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std,
@@ -323,10 +353,11 @@ class BaseExpert:
             raise ValueError(f"{self.name}: images must have shape (n, H, W, 3); "
                              f"got {images.shape}")
         chunks = []
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(self.device, self.precision):
             for start in range(0, len(images), self.batch_size):
                 out = self._forward(self._preprocess(images[start:start + self.batch_size]))
-                out = out.detach().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+                out = (out.detach().float().cpu().numpy() if torch.is_tensor(out)
+                       else np.asarray(out))
                 chunks.append(out.reshape(len(out), -1).astype(np.float32, copy=False))
         if not chunks:
             return np.zeros((0, self.n_outputs), dtype=np.float32)
@@ -334,17 +365,122 @@ class BaseExpert:
 
     @property
     def fingerprint(self):
-        """Hash of the weights and the preprocessing: the key of this expert's cached label."""
+        """Hash of the weights, the preprocessing and a reduced precision: the key of this
+        expert's cached label. The device is not part of it (fp32 runs agree across devices to
+        float rounding); fp16 and bf16 change outputs, so they are."""
         if self._fingerprint is None:
             h = new_hasher()
-            h.update(hash_json([self.input_size, self.mean, self.std, self.channels,
-                                self.scale, int(self.n_outputs)]).encode())
+            identity = [self.input_size, self.mean, self.std, self.channels, self.scale,
+                        int(self.n_outputs)]
+            if self.precision != "fp32":   # fp32 keeps the fingerprints labels were cached under
+                identity.append(self.precision)
+            h.update(hash_json(identity).encode())
             self._weights_digest(h)
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, n_outputs={self.n_outputs})"
+
+
+def move_experts(experts, device):
+    """Move every expert that can move (has ``to(device)``) to ``device``, in place.
+
+    Adapters (:class:`BaseExpert`) and :class:`LazyExpert` can; an expert written against the
+    bare protocol cannot, and stays where it is, with a warning naming it. Returns the experts.
+
+    Raises
+    ------
+    ValueError
+        When ``device`` names no device or one this machine does not have (before any expert
+        moves).
+    """
+    check_device(device)
+    experts = list(experts)
+    unmoved = [e.name for e in experts if not callable(getattr(e, "to", None))]
+    for expert in experts:
+        if expert.name not in unmoved:
+            expert.to(device)
+    if unmoved:
+        warnings.warn(f"experts {unmoved} have no to(device) method and stay where they run; "
+                      f"the others now run on {device!r}", UserWarning, stacklevel=3)
+    return experts
+
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_device(device):
+    """``device`` as a ``torch.device``, refused when it cannot be used here.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``. Nothing is chosen for the caller: CUDA is used
+        only when named.
+
+    Raises
+    ------
+    ValueError
+        When ``device`` names no device, or a CUDA (or MPS) device this machine does not have.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device 'gpu' is not a torch device name (e.g. 'cpu', 'cuda', 'cuda:1')
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device name (e.g. 'cpu', 'cuda', "
+                         "'cuda:1')") from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was asked for, but torch finds no CUDA GPU "
+                             f"here (torch.cuda.is_available() is False; torch "
+                             f"{torch.__version__}, CUDA build {torch.version.cuda})")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} was asked for, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} was asked for, but MPS is not available here")
+    return parsed
+
+
+def check_precision(precision):
+    """``precision`` checked: one of "fp32", "fp16", "bf16"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def precision_context(device, precision):
+    """The context a forward pass runs in: autocast to fp16 or bf16, or strict fp32.
+
+    fp32 on CUDA turns TF32 off for convolutions and matrix products while it lasts (torch lets
+    cuDNN use TF32 by default, ~1e-3 relative error), so fp32 labels agree with the CPU's to
+    float rounding. fp16 and bf16 run under ``torch.autocast``; outputs still come back as
+    float32.
+    """
+    if precision != "fp32":
+        return torch.autocast(device.type, dtype=PRECISIONS[precision])
+    if device.type == "cuda":
+        return _strict_fp32()
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _strict_fp32():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def hash_state_dict(state_dict, hasher):

@@ -28,6 +28,8 @@ class HFExpert(TorchExpert):
         Override the processor's normalisation; required when the model has no image processor.
     batch_size : int, default 32
     device : str or torch.device, default "cpu"
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        See :class:`TorchExpert`.
     head_names : list of str or None
         What each output means; when None, the model config's ``id2label`` unless it holds
         only the placeholders ``LABEL_<i>``.
@@ -48,7 +50,7 @@ class HFExpert(TorchExpert):
     """
 
     def __init__(self, model_id_or_path, *, name=None, input_size=None, mean=None, std=None,
-                 batch_size=32, device="cpu", head_names=None):
+                 batch_size=32, device="cpu", precision="fp32", head_names=None):
         from transformers import AutoModelForImageClassification
 
         source = str(model_id_or_path)
@@ -65,6 +67,7 @@ class HFExpert(TorchExpert):
         super().__init__(model, name=name or _default_name(source),
                          channels=getattr(model.config, "num_channels", 3),
                          n_outputs=model.config.num_labels, batch_size=batch_size, device=device,
+                         precision=precision,
                          head_names=head_names or config_head_names(model.config), **settings)
         self.model_id_or_path = source
 

@@ -7,6 +7,11 @@ out same-size groups. Experts take such a batch and resize, convert channels and
 inside (``preprocess``), so a batch is decoded once however many experts read it, and an image
 is processed the same way whatever else is in its batch.
 
+A grayscale batch keeps its one plane: its RGB array is a read-only view of it with the three
+channels sharing memory (channel stride 0), so nothing is copied until an expert asks for
+channels. ``preprocess`` resizes the plane alone and makes three channels (or luma) only at the
+expert's input size; an expert outside skmll's adapters receives a real RGB copy.
+
 Arrays are read channels last, with one rule and no guessing:
 
 - ``(n, H, W)``: n grayscale images. When W is 1, 3 or 4 this could be a single ``(H, W, C)``
@@ -17,10 +22,12 @@ Arrays are read channels last, with one rule and no guessing:
 - Pixels: uint8 (0-255), uint16 (0-65535, e.g. 16-bit PNG), bool, or floats in [0, 1].
 """
 
+import functools
 import numbers
 import os
+import queue
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +73,7 @@ class MixedSizeBatch(Sequence):
             if image.ndim != 3 or image.shape[-1] != 3:
                 raise ValueError(f"image {row} must have shape (H, W, 3); got {image.shape}")
             by_size.setdefault(image.shape, []).append(row)
-        self._groups = [(np.array(rows), np.stack([images[r] for r in rows]))
+        self._groups = [(np.array(rows), _stack([images[r] for r in rows]))
                         for rows in by_size.values()]
         self._where = [None] * len(images)   # row -> (group, position in the group)
         for g, (rows, _) in enumerate(self._groups):
@@ -122,8 +129,41 @@ def stack_images(images):
     :class:`MixedSizeBatch`."""
     images = list(images)
     if len({image.shape for image in images}) == 1:
-        return np.stack(images)
+        return _stack(images)
     return MixedSizeBatch(images)
+
+
+def _stack(images):
+    """Same-size canonical images as one array; gray images stay one plane (see gray_plane)."""
+    planes = [gray_plane(image[None]) for image in images]
+    if all(plane is not None for plane in planes):
+        return _gray_as_rgb(np.concatenate(planes))
+    return np.stack(images)
+
+
+def _gray_as_rgb(plane):
+    """A float32 ``(..., 1)`` plane seen as RGB: three channels sharing it, read-only."""
+    return np.broadcast_to(plane, (*plane.shape[:-1], 3))
+
+
+def gray_plane(images):
+    """The ``(n, H, W, 1)`` plane behind a gray batch from :func:`as_image_batch`, else None.
+
+    A gray batch's three channels are one plane in memory (channel stride 0); any other array,
+    including an RGB copy whose channels happen to be equal, gives None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gray_plane(as_image_batch(np.zeros((2, 5, 5), np.uint8))).shape
+    (2, 5, 5, 1)
+    >>> print(gray_plane(np.zeros((2, 5, 5, 3), np.float32)))
+    None
+    """
+    if (isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[-1] == 3
+            and images.strides[-1] == 0):
+        return images[..., :1]
+    return None
 
 
 def size_groups(images):
@@ -213,13 +253,14 @@ def _check_channels_last(shape, what, height):
 
 
 def _to_rgb(array, what):
-    """A validated channels-last float array (n, H, W, C) -> contiguous (n, H, W, 3)."""
+    """A validated channels-last float array (n, H, W, C) -> (n, H, W, 3): contiguous, or the
+    gray plane seen as RGB."""
     if 0 in array.shape:
         raise ValueError(f"{what} are empty: shape {array.shape}")
     channels = array.shape[-1]
     if channels == 1:
-        array = np.repeat(array, 3, axis=-1)
-    elif channels == 4:
+        return _gray_as_rgb(np.ascontiguousarray(array))
+    if channels == 4:
         array = array[..., :3]  # drop alpha
     return np.ascontiguousarray(array)
 
@@ -264,6 +305,12 @@ def _decode_one(item, what):
     return array
 
 
+def _list_batch(items, what, first_index=0):
+    """Listed images (paths, PIL images, arrays) -> a canonical batch; errors give each item's
+    position in the whole list, ``first_index`` being the position of ``items[0]``."""
+    return stack_images([_item_image(item, first_index + i) for i, item in enumerate(items)])
+
+
 def _item_image(item, index):
     """One list item -> float32 (H, W, 3)."""
     what = f"image {index}"
@@ -286,14 +333,121 @@ def _check_container(X, what):
         raise TypeError(f"{what} must be {_EXPECTED}; got {_describe(X)}")
 
 
+def _listed(X, what):
+    """The images of a container that is not an array, as a non-empty list."""
+    _check_container(X, what)
+    items = list(X)
+    if not items:
+        raise ValueError(f"{what} are empty: got an empty list")
+    return items
+
+
+def iter_image_batches(X, batch_size, *, what="images"):
+    """Consecutive canonical batches of at most ``batch_size`` of the images ``X``, in order.
+
+    An array (or tensor) is converted at once by :func:`as_image_batch` and sliced. A list
+    (paths, PIL images, per-image arrays) is decoded one batch at a time by a background thread
+    that works one batch ahead (:func:`prefetched`), so reading and decoding files overlaps with
+    the experts' forward passes on the batch before; an unreadable file is reported as by
+    :func:`as_image_batch`, with its position in the whole list, when its batch is reached.
+
+    Parameters
+    ----------
+    X : images, as :func:`as_image_batch` takes them
+    batch_size : int
+    what : str
+        Name used in error messages.
+
+    Yields
+    ------
+    batch : ndarray of shape (b, H, W, 3), float32, or MixedSizeBatch
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = [np.full((4, 4), value, np.uint8) for value in (0, 51, 102, 153, 204)]
+    >>> [(batch[:, 0, 0, 0] * 255).round().astype(int).tolist()
+    ...  for batch in iter_image_batches(images, 2)]
+    [[0, 51], [102, 153], [204]]
+    """
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        X = list(X)   # a ragged array of images is a list of images
+    if isinstance(X, (np.ndarray, MixedSizeBatch)) or torch.is_tensor(X):
+        images = as_image_batch(X, what=what)
+        for start in range(0, len(images), batch_size):
+            yield images[start:start + batch_size]
+        return
+    items = _listed(X, what)
+    starts = range(0, len(items), batch_size)
+    yield from prefetched(_list_batch(items[start:start + batch_size], what, start)
+                          for start in starts)
+
+
+_DONE = object()
+
+
+def prefetched(iterable, depth=1):
+    """The items of ``iterable``, produced by a background thread up to ``depth`` items ahead.
+
+    Items come in their order; an exception raised while producing an item is raised here, in
+    its place, after the items before it. Closing the generator early stops the thread after
+    the item it is producing. Worth it when producing an item spends its time outside the GIL
+    (reading and decoding image files, NumPy and torch work), as the consumer's does.
+
+    Examples
+    --------
+    >>> list(prefetched(x * x for x in range(4)))
+    [0, 1, 4, 9]
+    """
+    slots = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry):   # waits for a free slot, unless the consumer has gone
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in iterable:
+                if not offer((True, item)):
+                    return
+        except BaseException as exc:   # handed to the consumer, raised in the item's place
+            offer((False, exc))
+            return
+        offer((True, _DONE))
+
+    worker = threading.Thread(target=produce, name="skmll-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            produced, item = slots.get()
+            if not produced:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _resize_rgb(batch, size):
-    """Bilinear, antialiased resize of a float (n, H, W, 3) batch to ``size`` = (H, W)."""
+    """Bilinear, antialiased resize of a float (n, H, W, 3) batch to ``size`` = (H, W); a gray
+    batch is resized as its one plane and stays gray."""
     if batch.shape[1:3] == tuple(size):
         return batch
-    tensor = torch.from_numpy(np.array(batch, dtype=np.float32)).permute(0, 3, 1, 2)
+    plane = gray_plane(batch)
+    pixels = batch if plane is None else plane
+    tensor = torch.from_numpy(np.array(pixels, dtype=np.float32)).permute(0, 3, 1, 2)
     tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True,
                            align_corners=False)
-    return tensor.clamp_(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
+    resized = tensor.clamp_(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
+    return resized if plane is None else _gray_as_rgb(resized)
 
 
 def as_image_batch(X, *, image_size=None, what="images", assume_channels_last=False):
@@ -346,19 +500,19 @@ def as_image_batch(X, *, image_size=None, what="images", assume_channels_last=Fa
         batch = _array_batch(X.detach().cpu().numpy() if torch.is_tensor(X) else X, what,
                              assume_channels_last)
     else:
-        _check_container(X, what)
-        items = list(X)
-        if not items:
-            raise ValueError(f"{what} are empty: got an empty list")
-        batch = stack_images([_item_image(item, i) for i, item in enumerate(items)])
+        items = _listed(X, what)
+        batch = _list_batch(items, what)
     if image_size is not None:
         batch = map_size_groups(lambda group: _resize_rgb(group, image_size), batch)
     return batch
 
 
 def preprocess(images, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channels=3,
-               scale=1.0, layout="NCHW"):
+               scale=1.0, layout="NCHW", memory_format=torch.contiguous_format, device=None):
     """Turn a canonical batch into an expert's input tensor.
+
+    A gray batch (see :func:`gray_plane`) is resized as its one plane; its channels are made at
+    the input size, with the same arithmetic as for its RGB copy, so both give the same tensor.
 
     Parameters
     ----------
@@ -372,38 +526,95 @@ def preprocess(images, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
     scale : float
         Multiplier before normalisation (255 for experts trained on raw 0-255 pixels).
     layout : {"NCHW", "NHWC"}
+    memory_format : torch.memory_format, default torch.contiguous_format
+        The strides of an NCHW result: ``torch.channels_last`` hands a channels-last module its
+        input without a conversion. Ignored for NHWC, which is always contiguous.
+    device : str, torch.device or None
+        Where the pixels are resized and normalised (None: the CPU). From the CPU to a CUDA
+        device they travel from pinned memory without blocking.
 
     Returns
     -------
-    torch.Tensor, float32, in the requested layout.
+    torch.Tensor, float32, in the requested layout, on ``device``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gray = as_image_batch(np.full((2, 8, 8), 255, np.uint8))
+    >>> preprocess(gray, input_size=(4, 4), mean=0.5, std=0.5).shape
+    torch.Size([2, 3, 4, 4])
+    >>> rgb = np.ones((2, 8, 8, 3), np.float32)
+    >>> bool((preprocess(gray, input_size=(4, 4), channels=1)
+    ...       == preprocess(rgb, input_size=(4, 4), channels=1)).all())
+    True
     """
     if isinstance(images, MixedSizeBatch):   # resized group by group, then one tensor
-        return map_size_groups(partial(preprocess, input_size=input_size, mean=mean, std=std,
-                                       channels=channels, scale=scale, layout=layout), images)
-    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
+        return map_size_groups(functools.partial(
+            preprocess, input_size=input_size, mean=mean, std=std, channels=channels,
+            scale=scale, layout=layout, memory_format=memory_format, device=device), images)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3; got {channels}")
+    plane = gray_plane(images)
+    # the plane is a read-only view: torch gets its own (small) copy
+    pixels = np.ascontiguousarray(images, dtype=np.float32) if plane is None else plane.copy()
+    tensor = to_device(torch.from_numpy(pixels), device).permute(0, 3, 1, 2)
     if tuple(tensor.shape[2:]) != tuple(input_size):
         tensor = F.interpolate(tensor, size=tuple(input_size), mode="bilinear", antialias=True,
                                align_corners=False)
     if channels == 1:
-        tensor = torch.tensordot(tensor, torch.from_numpy(_GRAY_WEIGHTS), dims=([1], [0]))[:, None]
-    elif channels != 3:
-        raise ValueError(f"channels must be 1 or 3; got {channels}")
-    mean, std = (_per_channel(v, channels) for v in (mean, std))
-    tensor = (tensor * scale - mean) / std
+        tensor = _luma(tensor)
+    mean, std = (_per_channel(v, channels, tensor.device) for v in (mean, std))
+    if scale != 1:   # x * 1 is x: the multiplication is skipped, not the result changed
+        tensor = tensor * scale
+    tensor = (tensor - mean) / std   # a gray plane broadcasts to three channels here
     if layout == "NHWC":
-        tensor = tensor.permute(0, 2, 3, 1)
-    elif layout != "NCHW":
+        return tensor.permute(0, 2, 3, 1).contiguous()
+    if layout != "NCHW":
         raise ValueError(f"layout must be 'NCHW' or 'NHWC'; got {layout!r}")
-    return tensor.contiguous()
+    return tensor.contiguous(memory_format=memory_format)
 
 
-def _per_channel(values, channels):
-    """Normalisation constants shaped (1, channels, 1, 1); RGB constants average for gray."""
-    values = np.atleast_1d(np.asarray(values, dtype=np.float32))
+def to_device(tensor, device):
+    """``tensor`` on ``device`` (None: left where it is); CPU to CUDA through pinned memory,
+    without blocking (the next CUDA operation on the stream waits for the copy)."""
+    if device is None:
+        return tensor
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _luma(tensor):
+    """BT.601 luma ``(n, 1, H, W)`` of ``(n, 3, H, W)`` pixels; a gray plane ``(n, 1, H, W)`` is its
+    own luma.
+
+    Written as ``g + w_r (r - g) + w_b (b - g)`` (the weights sum to 1), which is exactly g when
+    r = g = b: an RGB copy of a gray image gets bitwise the luma of its plane, with no work for
+    the plane.
+    """
+    if tensor.shape[1] == 1:
+        return tensor
+    red, green, blue = tensor.split(1, dim=1)
+    weight_red, _, weight_blue = _GRAY_WEIGHTS.tolist()
+    return torch.add(torch.add(green, red - green, alpha=weight_red), blue - green,
+                     alpha=weight_blue)
+
+
+@functools.lru_cache(maxsize=256)
+def _constants(values, channels, device):
+    values = np.asarray(values, dtype=np.float32)
     if channels == 1 and values.size > 1:
         values = values.mean(keepdims=True)
     values = np.broadcast_to(values, (channels,))
-    return torch.from_numpy(values.copy()).reshape(1, channels, 1, 1)
+    return torch.from_numpy(values.copy()).reshape(1, channels, 1, 1).to(device)
+
+
+def _per_channel(values, channels, device=None):
+    """Normalisation constants shaped (1, channels, 1, 1) on ``device``; RGB constants average
+    for gray. Made once per (values, channels, device): they are read, never written."""
+    key = tuple(values) if isinstance(values, (tuple, list)) else tuple(np.ravel(values).tolist())
+    return _constants(key, channels, torch.device("cpu") if device is None else device)
 
 
 def is_image_path(path):

@@ -39,10 +39,11 @@ def _import_keras():
     return keras
 
 
-def _load_model(model_bytes, suffix):
-    """A Keras model from file bytes (Keras loads from paths, so via a temporary file)."""
+def _load_model(model_bytes, suffix, device):
+    """A Keras model from file bytes (Keras loads from paths, so via a temporary file), with its
+    weights on ``device``."""
     keras = _import_keras()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, keras.device(_keras_device_name(device)):
         path = Path(folder) / f"model{suffix}"
         path.write_bytes(model_bytes)
         # Models saved by older Keras versions declare `input_shape` on their first layer;
@@ -77,6 +78,12 @@ class KerasExpert(ModelFileMixin, BaseExpert):
         "auto" treats the output as probabilities when the last layer's activation is softmax
         or sigmoid; probabilities become logits with :func:`probabilities_to_logits`.
     batch_size : int, default 64
+    device : str or torch.device, default "cpu"
+        Where the model's weights live and it runs (loaded and called inside
+        ``keras.device``); CUDA only when named, a clear error when it is not available.
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        On the torch backend, "fp16" and "bf16" run the model under ``torch.autocast`` (outputs
+        still float32) and change the fingerprint; other backends take "fp32" only.
     head_names : list of str or None
         The model's class list, one name per output, if known (Keras files do not carry one).
 
@@ -101,11 +108,16 @@ class KerasExpert(ModelFileMixin, BaseExpert):
     _runtime = "model"
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
-                 scale=1.0, output="auto", batch_size=64, head_names=None):
+                 scale=1.0, output="auto", batch_size=64, device="cpu", precision="fp32",
+                 head_names=None):
         path = Path(path)
+        if precision != "fp32" and _import_keras().backend.backend() != "torch":
+            raise ValueError(f"{path.name}: precision {precision!r} needs Keras on the torch "
+                             f"backend; this Keras runs on {_import_keras().backend.backend()!r}")
+        self.device = self._check_device(device)
         self._model_bytes = path.read_bytes()
         self._suffix = path.suffix
-        self.model = _load_model(self._model_bytes, self._suffix)
+        self.model = _load_model(self._model_bytes, self._suffix, self.device)
         shape = self.model.input_shape
         if not isinstance(shape, tuple) or len(shape) != 4:
             raise ValueError(f"{path.name}: expected one NHWC image input; the model takes {shape}")
@@ -114,7 +126,7 @@ class KerasExpert(ModelFileMixin, BaseExpert):
                          input_size=agree_with_model(input_size, model_size, "input_size"),
                          mean=mean, std=std, scale=scale,
                          channels=agree_with_model(channels, shape[3], "channels") or 3,
-                         batch_size=batch_size)
+                         batch_size=batch_size, device=device, precision=precision)
         check_output_kind(output)
         self.output = _final_activation_kind(self.model) if output == "auto" else output
         self.n_outputs = count_outputs(self, self.model.output_shape[1:])
@@ -124,9 +136,10 @@ class KerasExpert(ModelFileMixin, BaseExpert):
         keras = _import_keras()
         # A functional model whose input was saved as a one-element list warns that a bare
         # tensor is not a list, on every call, then uses it as the only input.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), keras.device(_keras_device_name(self.device)):
             warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
-            out = keras.ops.convert_to_numpy(self.model(tensor.numpy(), training=False))
+            out = self.model(tensor.numpy(), training=False)
+            out = keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))
         out = out.reshape(len(out), -1)
         return probabilities_to_logits(out) if self.output == "probabilities" else out
 
@@ -135,7 +148,22 @@ class KerasExpert(ModelFileMixin, BaseExpert):
         hasher.update(self._model_bytes)
 
     def _rebuild(self):
-        return _load_model(self._model_bytes, self._suffix)
+        return _load_model(self._model_bytes, self._suffix, self.device)
+
+    def _move(self, device):
+        self.model = _load_model(self._model_bytes, self._suffix, device)
+
+
+def _keras_device_name(device):
+    """A torch.device as Keras names it: torch's own name on the torch backend, else "gpu:<i>".
+
+    Keras on torch otherwise places a model on CUDA whenever there is a GPU; loading and running
+    inside ``keras.device`` keeps it where the expert was asked to run.
+    """
+    keras = _import_keras()
+    if keras.backend.backend() == "torch" or device.type == "cpu":
+        return str(device)
+    return f"gpu:{device.index or 0}"
 
 
 def _final_activation_kind(model):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ._base import BaseExpert, register_expert
 from ._heads import check_head_names
@@ -51,8 +52,15 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         Softmax or Sigmoid (reading the graph needs the ``onnx`` package).
     batch_size : int, default 64
         Ignored when the graph fixes its batch size.
-    providers : list of str or None
-        onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
+    providers : list or None
+        onnxruntime execution providers; by default those of ``device``. Give one of
+        ``providers`` and a non-CPU ``device``, not both.
+    device : str or torch.device, default "cpu"
+        "cuda" or "cuda:<i>" runs the graph with onnxruntime's ``CUDAExecutionProvider``
+        (onnxruntime-gpu); a clear error when this onnxruntime has none, or the session does
+        not take it.
+    precision : {"fp32"}, default "fp32"
+        A graph runs in the precision it was exported in; others are refused.
     head_names : list of str or None
         What each output means, one name per output, if known.
 
@@ -74,9 +82,16 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
                  scale=1.0, layout=None, output="auto", batch_size=64, providers=None,
-                 head_names=None):
+                 device="cpu", precision="fp32", head_names=None):
+        if precision != "fp32":
+            raise ValueError(f"{Path(path).name}: an ONNX graph runs in the precision it was "
+                             f"exported in; precision must be 'fp32', got {precision!r} (export "
+                             "a float16 graph instead)")
+        if providers and _parse_device(device).type != "cpu":
+            raise TypeError("give device= or providers=, not both")
+        device = self._check_device(device)
         self._model_bytes = Path(path).read_bytes()
-        self.providers = list(providers) if providers else ["CPUExecutionProvider"]
+        self.providers = list(providers) if providers else onnx_providers(device)
         self._session = self._rebuild()
         graph_input = self._session.get_inputs()[0]
         layout, graph_size, graph_channels = _read_input_shape(graph_input.shape, layout)
@@ -85,7 +100,7 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
                          input_size=agree_with_model(input_size, graph_size, "input_size"),
                          mean=mean, std=std, scale=scale,
                          channels=agree_with_model(channels, graph_channels, "channels") or 3,
-                         batch_size=self._static_batch or batch_size)
+                         batch_size=self._static_batch or batch_size, device=device)
         self.layout = layout
         if graph_input.type not in _INPUT_DTYPES:
             raise ValueError(f"{self.name}: input type {graph_input.type} is not a float tensor")
@@ -98,7 +113,25 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
     def _rebuild(self):
         import onnxruntime
 
-        return onnxruntime.InferenceSession(self._model_bytes, providers=self.providers)
+        session = onnxruntime.InferenceSession(self._model_bytes, providers=self.providers)
+        asked = [p if isinstance(p, str) else p[0] for p in self.providers]
+        if "CUDAExecutionProvider" in asked and \
+                "CUDAExecutionProvider" not in session.get_providers():
+            # onnxruntime falls back to the CPU with a log line when CUDA fails to load
+            raise RuntimeError("onnxruntime did not take the CUDAExecutionProvider (its CUDA "
+                               "or cuDNN libraries did not load); the session runs on "
+                               f"{session.get_providers()}")
+        return session
+
+    @staticmethod
+    def _check_device(device):
+        device = _parse_device(device)
+        onnx_providers(device)   # refuses a device this onnxruntime cannot run on
+        return device
+
+    def _move(self, device):
+        self.providers = onnx_providers(device)
+        self._session = self._rebuild()
 
     def _forward(self, tensor):
         batch = tensor.numpy().astype(self._input_dtype, copy=False)
@@ -114,6 +147,38 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         hasher.update(f"{self.layout}|{self.output}|".encode())
         hasher.update(self._model_bytes)
 
+
+
+def onnx_providers(device):
+    """onnxruntime execution providers that run on ``device`` (a torch.device), CPU or CUDA.
+
+    Raises
+    ------
+    ValueError
+        For a CUDA device when this onnxruntime has no ``CUDAExecutionProvider``, and for
+        device types onnxruntime is not run on here.
+    """
+    import onnxruntime
+
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.type != "cuda":
+        raise ValueError(f"ONNX experts run on 'cpu' or 'cuda'; got device {str(device)!r}")
+    available = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise ValueError(f"device {str(device)!r} needs onnxruntime's CUDAExecutionProvider; "
+                         f"this onnxruntime ({onnxruntime.__version__}) offers {available} "
+                         "(install onnxruntime-gpu in place of onnxruntime)")
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}),
+            "CPUExecutionProvider"]
+
+
+def _parse_device(device):
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a device name (e.g. 'cpu', 'cuda:0')") \
+            from exc
 
 
 def _read_input_shape(shape, layout):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import ExpertError, create_expert, find_adapter, split_source
+from ._base import ExpertError, check_device, create_expert, find_adapter, split_source
 from ._heads import check_head_names
 from ._torch_expert import is_factory_reference
 
@@ -97,6 +97,7 @@ class LazyExpert:
     """
 
     loads_on_demand = True
+    _device = None   # where to build and run the model, when moved by to(); None: as specified
 
     def __init__(self, source, *, name=None, n_outputs=None, fingerprint=None, head_names=None,
                  base_dir=None, **kwargs):
@@ -206,9 +207,36 @@ class LazyExpert:
         """The built model's logits (built now if needed); see :class:`Expert`."""
         return self.load().logits(images)
 
+    def to(self, device):
+        """Run on ``device`` from now on: a built model is moved, later builds are made there.
+
+        The device is a runtime choice, not part of the specification: a hub file written
+        afterwards does not record it (write ``device = "cuda"`` in the table for that), and
+        pickled copies sent to workers build their models on it. Returns the expert.
+
+        Raises
+        ------
+        TypeError
+            When the source's adapter takes no ``device``.
+        ValueError
+            When the adapter refuses ``device`` (unknown, or not available here).
+        """
+        adapter = find_adapter(self.source.partition(":")[0])
+        accepted = adapter_keywords(adapter)
+        if accepted is not None and "device" not in accepted:
+            raise TypeError(f"expert {self.name!r}: the adapter of {self.source!r} takes no "
+                            "device=, so it cannot be moved")
+        device = getattr(adapter, "_check_device", check_device)(device)
+        with self._lock:
+            self._device = device
+            if self._model is not None:
+                self._model.to(device)
+        return self
+
     def _build(self):
+        kwargs = self.kwargs if self._device is None else {**self.kwargs, "device": self._device}
         try:
-            model = create_expert(self.source, name=self.name, **self.kwargs)
+            model = create_expert(self.source, name=self.name, **kwargs)
         except Exception as exc:  # any failure of the adapter or the user's factory
             raise ExpertError(self.name, f"could not be built from {self.source!r}: "
                               f"{type(exc).__name__}: {exc}") from exc

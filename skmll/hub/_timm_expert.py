@@ -33,6 +33,8 @@ class TimmExpert(TorchExpert):
         Classifier size; None keeps the architecture's default (or the checkpoint's).
     batch_size : int, default 64
     device : str or torch.device, default "cpu"
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        See :class:`TorchExpert`.
     head_names : list of str or None
         What each output means. When None and timm's pretrained ImageNet weights are used
         unchanged, the class descriptions of timm's ``ImageNetInfo`` (e.g. ``"jersey, T-shirt,
@@ -51,8 +53,8 @@ class TimmExpert(TorchExpert):
     """
 
     def __init__(self, model_name, *, name=None, checkpoint_path=None, pretrained=False,
-                 num_classes=None, batch_size=64, device="cpu", head_names=None,
-                 **model_kwargs):
+                 num_classes=None, batch_size=64, device="cpu", precision="fp32",
+                 head_names=None, **model_kwargs):
         import timm
 
         if num_classes is not None:
@@ -73,7 +75,8 @@ class TimmExpert(TorchExpert):
             head_names = imagenet_head_names(model)
         super().__init__(model, name=name or model_name, input_size=config["input_size"][1:],
                          mean=mean, std=std, channels=channels, n_outputs=model.num_classes,
-                         batch_size=batch_size, device=device, head_names=head_names)
+                         batch_size=batch_size, device=device, precision=precision,
+                         head_names=head_names)
         self.model_name = model_name
 
     @classmethod

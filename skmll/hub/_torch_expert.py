@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import torch
 
 from ._base import BaseExpert, ExpertError, hash_state_dict, register_expert
+from ._images import preprocess
 from ._heads import check_head_names
 
 # "package.module:factory": a callable named by where it is imported from
@@ -39,6 +40,12 @@ class TorchExpert(BaseExpert):
         Output size; when None it is found by one forward pass on a blank image.
     batch_size : int, default 64
     device : str or torch.device, default "cpu"
+        Where the module runs and images are resized and normalised; CUDA only when named
+        (a clear error when it is not available). :meth:`to` moves the expert later.
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        "fp16" and "bf16" run the module under ``torch.autocast`` (outputs still float32);
+        they change the fingerprint, so their labels are cached apart from fp32's. fp32 on
+        CUDA runs without TF32.
     head_names : list of str or None
         What each output means, if known (shown by ``explain``; never used to select).
 
@@ -54,12 +61,11 @@ class TorchExpert(BaseExpert):
     """
 
     def __init__(self, module, *, name, input_size, mean=0.0, std=1.0, channels=3, scale=1.0,
-                 n_outputs=None, batch_size=64, device="cpu", head_names=None):
+                 n_outputs=None, batch_size=64, device="cpu", precision="fp32", head_names=None):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
         super().__init__(name, input_size=input_size, mean=mean, std=std, channels=channels,
-                         scale=scale, batch_size=batch_size)
-        self.device = torch.device(device)
+                         scale=scale, batch_size=batch_size, device=device, precision=precision)
         self.module = module.to(self.device).eval()
         self.channels_last = True
         probed = self._choose_layout(need_width=n_outputs is None)
@@ -109,9 +115,17 @@ class TorchExpert(BaseExpert):
                               "with a 'logits' tensor")
         return logits
 
+    def _preprocess(self, images):
+        # resized and normalised where the module runs, already in its memory format
+        return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std,
+                          channels=self.channels, scale=self.scale, layout=self.layout,
+                          memory_format=self._memory_format, device=self.device)
+
     def _forward(self, tensor):
-        tensor = tensor.to(self.device, memory_format=self._memory_format)
         return self._call(tensor).float()
+
+    def _move(self, device):
+        self.module.to(device)
 
     def _weights_digest(self, hasher):
         hasher.update(type(self.module).__qualname__.encode())

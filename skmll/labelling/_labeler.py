@@ -4,6 +4,7 @@ import copy
 import warnings
 
 import numpy as np
+import torch
 from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -11,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..hub import (ExpertCost, ExpertError, ModelHub, as_image_batch, expert_fingerprint,
                    measure_cost, n_heads, run_expert)
+from ..hub._base import move_experts
 from ..utils import progress
 from ..utils._param_validation import (
     CACHE_DIR_CONSTRAINTS,
@@ -71,6 +73,12 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         What ``fit`` does when an expert fails: the other experts always finish and are cached;
         then "raise" raises :class:`LabellingError` naming the failures, "warn" warns and leaves
         the failed experts out, "skip" leaves them out silently. See ``failed_experts_``.
+    device : str, torch.device or None, default=None
+        Where the experts run: ``fit`` moves each expert that can move (the adapters and
+        :class:`~skmll.hub.LazyExpert`) there in place, as ``nn.Module.to`` does, and warns
+        naming those that cannot. None leaves every expert where it is. Labels do not depend
+        on it: fp32 outputs agree across devices to float rounding (TF32 is off), and an
+        expert's reduced ``precision`` is part of its fingerprint.
     verbose : int, default=1
         Progress bars when > 0.
 
@@ -122,11 +130,12 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "cache_dir": CACHE_DIR_CONSTRAINTS,
         "on_error": [StrOptions({"raise", "warn", "skip"})],
+        "device": [str, torch.device, None],
         "verbose": ["verbose"],
     }
 
     def __init__(self, sdag, *, delta=1.0, batch_size=64, images_per_shard=2048, n_jobs=None,
-                 cache_dir=None, on_error="raise", verbose=1):
+                 cache_dir=None, on_error="raise", device=None, verbose=1):
         self.sdag = sdag
         self.delta = delta
         self.batch_size = batch_size
@@ -134,6 +143,7 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.cache_dir = cache_dir
         self.on_error = on_error
+        self.device = device
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -150,6 +160,8 @@ class ModelLabeler(TransformerMixin, BaseEstimator):
         self
         """
         hub = hub if isinstance(hub, ModelHub) else ModelHub(hub)
+        if self.device is not None:
+            move_experts(hub, self.device)
         store = LabelStore.from_cache_dir(self.cache_dir)
         with_images = np.flatnonzero(self.sdag.n_images > 0)
         node_keys = {n: self.sdag.node_data_hash(self.sdag.node_ids[n]) for n in with_images}
