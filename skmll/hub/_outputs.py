@@ -1,5 +1,8 @@
 """Shared by the file-based adapters: reading a model's output kind, size and input agreement."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 # float32 cannot tell probabilities closer than this to 0 or 1 apart, so clipping there keeps
@@ -83,3 +86,15 @@ class ModelFileMixin:
         self.__dict__.update(state)
         setattr(self, self._runtime, self._rebuild())
 
+
+def shipped_model_file(package, relative_path):
+    """The path of a model file inside an installed package, or None when either is missing.
+
+    The package is located, not imported: model packages often pin heavy dependencies that
+    skmll does not need, so they are installed with ``--no-deps`` and may not import.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / relative_path
+    return path if path.is_file() else None

