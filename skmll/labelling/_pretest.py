@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import softmax
 
 from ..hub import ExpertError, count_gflops, n_heads, run_expert, using_expert
+from ..hub._images import prefetched
 from ..utils import CacheWriteWarning
 
 
@@ -93,8 +94,9 @@ def _shard_sums(expert, sdag, nodes, batch_size):
     probability_sums = np.zeros((len(nodes), width))
     counts = np.zeros(len(nodes), dtype=np.int64)
     seconds = 0.0
-    for images, node_index in sdag.iter_batches(batch_size,
-                                                nodes=[sdag.node_ids[n] for n in nodes]):
+    # The next batch's files are read and decoded in a background thread during this forward.
+    batches = prefetched(sdag.iter_batches(batch_size, nodes=[sdag.node_ids[n] for n in nodes]))
+    for images, node_index in batches:
         start = time.perf_counter()
         logits = run_expert(expert, images).astype(np.float64)
         seconds += time.perf_counter() - start
