@@ -70,6 +70,7 @@ class MarketSpec(ExpertSpec):
 
     @property
     def input_size(self):
+        """``(side, side)``."""
         return (self.side, self.side)
 
 
