@@ -162,9 +162,8 @@ def learnware_zip(lw, spec, expert, world, args, cache, folder):
     shutil.copy(spec_path, work / "stat_spec.json")
     save_file({k: v.contiguous() for k, v in expert.module.state_dict().items()},
               work / "weights.safetensors")
-    fields = {k: v for k, v in vars(spec).items()}
     (work / "expert.json").write_text(json.dumps(
-        {"spec_class": type(spec).__name__, "spec": fields}))
+        {"spec_class": type(spec).__name__, "spec": dict(vars(spec))}))
     (work / "__init__.py").write_text(MODEL_SOURCE)
     (work / "requirements.txt").write_text("")
     side = world.train_images.shape[1]
@@ -345,7 +344,8 @@ def main():
     report = [
         f"# Learnware market vs MLL ({args.hub} hub, held-out tasks)\n",
         f"Command: `.venv-learnware/bin/python benchmarks/bench_learnware.py --hub {args.hub} "
-        f"--max-images {args.max_images}`. {config}.\n",
+        f"--max-images {args.max_images} --rkme-steps {args.rkme_steps} --rkme-sample "
+        f"{args.rkme_sample}`. {config}.\n",
         f"Market: {len(names)} learnwares ({', '.join(names)}); left out, having no mapping "
         f"to the world's classes: {', '.join(left_out) or 'none'}.\n",
         "Each learnware outputs probabilities over the world's 20 classes through its expert's "

@@ -18,9 +18,9 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 # needs) would pull a multi-GB CUDA build.
 "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${pip[@]}" "learnware==0.4.0.post1"
-# The image specification's optimiser, from learnware's "full" extra; that extra itself pins
-# torch==2.0.1, which is not on local disk, so take this one package alone.
-"${pip[@]}" "torch-optimizer>=0.3.0"
+# From learnware's "full" extra, which itself pins torch==2.0.1 (not on local disk), so these
+# alone: the image specification's optimiser and the job selector's gradient-boosted trees.
+"${pip[@]}" "torch-optimizer>=0.3.0" "lightgbm>=3.3.0"
 # skmll itself, for the world hub and MLL on the same tasks.
 "${pip[@]}" -e "$root[all]"
 echo "$key" > "$stamp"
