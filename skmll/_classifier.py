@@ -728,9 +728,9 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         how = ("each expert's whole output read through its label profiles" if
                self.reuse == "profile" else "head combinations weighted by entropy (Eq. 12-13)")
+        total = _cost_text(self.cost_per_image_["gflops"], self.cost_per_image_["ms"])
         lines = [f"coverage {self.coverage_:.0%}, {self.n_models_used_} expert(s) used "
-                 f"({_cost_text(self.cost_per_image_.get('gflops'), self.cost_per_image_.get('ms'))}"
-                 f" per image); reuse: {how}"]
+                 f"({total} per image); reuse: {how}"]
         for c in self.matched_nodes_:   # every class asked for, in order
             match = self.matched_nodes_.get(c)
             where = (f"{match[0]} (similarity {match[1]:.2f})" if match else
