@@ -13,7 +13,9 @@ uint8 RGB images held in memory, on ``--device`` in ``--precision``:
 
 The raw logits are checked against the adapters' before any timing. ``ratio = raw seconds /
 skmll seconds`` (goal >= 0.9), wall time with the device synchronised, median of ``--repeats``
-interleaved runs. The full run uses timm architectures at 224 px (resnet18, mobilenetv3 small,
+interleaved runs. Without a label cache each ``fit`` also counts every expert's FLOPs once
+(``skmll.hub.count_gflops`` on two images, for ``costs_``); a labelling run keeps that cost,
+so it is timed on its own and the row "labelling - FLOP count" leaves it out. The full run uses timm architectures at 224 px (resnet18, mobilenetv3 small,
 efficientnet b0, and a one-channel resnet18); ``--quick`` uses small CNNs at 32 px and runs in
 well under a minute on a CPU.
 
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from skmll import MLLZeroShotClassifier, ModelLabeler, SemanticDAG
-from skmll.hub import ModelHub, TorchExpert
+from skmll.hub import ModelHub, TorchExpert, count_gflops
 from skmll.hub._base import PRECISIONS
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -49,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
-    defaults = (4, 8, 2) if args.quick else (20, 64, 3)
+    defaults = (8, 32, 2) if args.quick else (20, 64, 3)
     for key, value in zip(("nodes", "per_node", "repeats"), defaults):
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -196,7 +198,9 @@ def run(args):
                                 batch_size=args.batch_size, device=device).fit()
     served = {name for entries in clf.experts_.values() for name, _, _ in entries}
     served_raws = [raw for raw, expert in zip(raws, experts) if expert.name in served]
+    two = images[:2] / np.float32(255)
     runs = {"labelling": (label, lambda: raw_pass(raws, batches)),
+            "FLOP count": (lambda: [count_gflops(e, two) for e in experts], lambda: None),
             "predict": (lambda: clf.predict_proba(images),
                         lambda: raw_pass(served_raws, batches))}
     for mine, raw in runs.values():   # warm-up: cuDNN plans, allocator, first-call costs
@@ -207,20 +211,24 @@ def run(args):
             times[name, "skmll"].append(timed(mine, device))
             times[name, "raw"].append(timed(raw, device))
     median = {key: float(np.median(values)) for key, values in times.items()}
+    median["labelling - FLOP count", "skmll"] = (median["labelling", "skmll"]
+                                                 - median["FLOP count", "skmll"])
+    median["labelling - FLOP count", "raw"] = median["labelling", "raw"]
     n_images = len(images)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}"
           f"), precision {args.precision}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {n_images} images 64x64 uint8, batch {args.batch_size}; "
           f"experts: {', '.join(e.name for e in experts)} ({len(served)} serve predict); "
           f"median of {args.repeats} interleaved runs, wall seconds")
-    print(f"{'':<10} {'skmll s':>8} {'raw s':>8} {'skmll img/s':>12} {'raw img/s':>10} "
+    print(f"{'':<23} {'skmll s':>8} {'raw s':>8} {'skmll img/s':>12} {'raw img/s':>10} "
           f"{'ratio':>6}")
+    print(f"{'FLOP count (once/fit)':<23} {median['FLOP count', 'skmll']:>8.3f}")
     ratios = {}
-    for name in runs:
-        forwards = n_images * (len(experts) if name == "labelling" else len(served))
+    for name in ("labelling", "labelling - FLOP count", "predict"):
+        forwards = n_images * (len(served) if name == "predict" else len(experts))
         mine, raw = median[name, "skmll"], median[name, "raw"]
         ratios[name] = raw / mine
-        print(f"{name:<10} {mine:>8.3f} {raw:>8.3f} {forwards / mine:>12,.0f} "
+        print(f"{name:<23} {mine:>8.3f} {raw:>8.3f} {forwards / mine:>12,.0f} "
               f"{forwards / raw:>10,.0f} {ratios[name]:>6.3f}")
     return ratios
 

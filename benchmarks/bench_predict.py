@@ -6,7 +6,10 @@ and its weights (a fresh module that no :class:`TorchExpert` has touched, so the
 in-place switch to channels-last cannot reach it), and run over the images in the expert's
 batch size, preprocessed by hand (uint8 -> float in [0, 1] -> ``(x - mean) / std`` -> module,
 under ``torch.inference_mode``), once with network and input in plain NCHW and once with both
-in channels-last. The raw outputs are checked against the adapters' before any timing.
+in channels-last. The images are gray and so are the experts; skmll keeps a gray batch as one
+plane (``as_image_batch`` makes no RGB copy), and with one channel an NCHW and a channels-last
+input are the same bytes, so the two raw runs differ in the networks' weight layout only. The
+raw outputs are checked against the adapters' before any timing.
 
 ``ratio = raw time / predict_proba time`` is the fraction of raw throughput that
 ``predict_proba`` keeps (goal >= 0.9), in this process's CPU time (steadier than wall time on

@@ -13,7 +13,7 @@ def test_quick_mode_checks_both_sides_and_reports_ratios(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     ratios = bench.main(["--quick", "--device", "cpu", "--repeats", "1", "--threads", "1"])
-    assert set(ratios) == {"labelling", "predict"}
+    assert set(ratios) == {"labelling", "labelling - FLOP count", "predict"}
     assert all(np.isfinite(r) and r > 0 for r in ratios.values())
     out = capsys.readouterr().out
     assert "device cpu" in out and "ratio" in out
