@@ -15,9 +15,11 @@ The raw logits are checked against the adapters' before any timing. ``ratio = ra
 skmll seconds`` (goal >= 0.9), wall time with the device synchronised, median of ``--repeats``
 interleaved runs. Without a label cache each ``fit`` also counts every expert's FLOPs once
 (``skmll.hub.count_gflops`` on two images, for ``costs_``); a labelling run keeps that cost,
-so it is timed on its own and the row "labelling - FLOP count" leaves it out. The full run uses timm architectures at 224 px (resnet18, mobilenetv3 small,
-efficientnet b0, and a one-channel resnet18); ``--quick`` uses small CNNs at 32 px and runs in
-well under a minute on a CPU.
+so it is timed on its own and the row "labelling - FLOP count" leaves it out.
+
+The full run uses timm architectures at 224 px (resnet18, mobilenetv3 small, efficientnet b0,
+and a one-channel resnet18) on 64 x 64 images; ``--quick`` uses small CNNs at 28 px on 256
+images and runs in well under a minute on a CPU.
 
 Usage::
 
@@ -215,8 +217,8 @@ def run(args):
                                                  - median["FLOP count", "skmll"])
     median["labelling - FLOP count", "raw"] = median["labelling", "raw"]
     n_images = len(images)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}"
-          f"), precision {args.precision}, torch {torch.__version__}, threads "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device {device} ({where}), precision {args.precision}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {n_images} images 64x64 uint8, batch {args.batch_size}; "
           f"experts: {', '.join(e.name for e in experts)} ({len(served)} serve predict); "
           f"median of {args.repeats} interleaved runs, wall seconds")
