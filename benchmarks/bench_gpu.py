@@ -219,7 +219,8 @@ def run(args):
     n_images = len(images)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {device} ({where}), precision {args.precision}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}; {n_images} images 64x64 uint8, batch {args.batch_size}; "
+          f"threads {torch.get_num_threads()}; {n_images} images 64x64 uint8, "
+          f"batch {args.batch_size}; "
           f"experts: {', '.join(e.name for e in experts)} ({len(served)} serve predict); "
           f"median of {args.repeats} interleaved runs, wall seconds")
     print(f"{'':<23} {'skmll s':>8} {'raw s':>8} {'skmll img/s':>12} {'raw img/s':>10} "
