@@ -137,7 +137,9 @@ class PixelModelExpert:
     """A scikit-learn linear classifier on the gray pixels of images resized to its size.
 
     A protocol expert (see :class:`skmll.hub.Expert`) with a declared ``fingerprint``: a hash
-    of its coefficients and input size, so its labels are cached.
+    of its coefficients and input size, so its labels are cached; and a declared
+    ``gflops_per_image`` (its decision function's multiply-adds, two FLOPs each), since no
+    counter sees inside scikit-learn.
 
     Parameters
     ----------
@@ -156,12 +158,15 @@ class PixelModelExpert:
     >>> expert = PixelModelExpert(model, name="corner", input_size=(4, 4))
     >>> expert.n_outputs, expert.logits(np.zeros((3, 8, 8, 3), dtype=np.float32)).shape
     (2, (3, 2))
+    >>> expert.gflops_per_image * 1e9   # 16 multiply-adds per image
+    32.0
     """
 
     def __init__(self, model, *, name, input_size):
         self.model, self.name = model, name
         self.input_size = tuple(input_size)
         self.n_outputs = len(model.classes_)
+        self.gflops_per_image = 2 * model.coef_.size / 1e9
         self.fingerprint = "sklearn-pixels-" + hash_json(
             [type(model).__name__, self.input_size, hash_array(model.coef_),
              hash_array(model.intercept_), hash_array(np.asarray(model.classes_))])
