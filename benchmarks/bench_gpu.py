@@ -36,7 +36,7 @@ import torch
 
 from skmll import MLLZeroShotClassifier, ModelLabeler, SemanticDAG
 from skmll.hub import ModelHub, TorchExpert, count_gflops
-from skmll.hub._base import PRECISIONS
+from skmll.hub._base import PRECISIONS, precision_context
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -129,20 +129,10 @@ class Raw:
             return self.net(pixels).float().cpu().numpy()
 
 
-def raw_pass(raws, batches):
-    with torch.inference_mode(), strict_fp32():
+def raw_pass(raws, batches, device):
+    """Every raw network on every batch; fp32 as skmll runs it (TF32 off on CUDA)."""
+    with torch.inference_mode(), precision_context(device, "fp32"):
         return [np.concatenate([raw(batch) for batch in batches]) for raw in raws]
-
-
-@contextlib.contextmanager
-def strict_fp32():
-    """TF32 off, as skmll runs fp32 on CUDA (a no-op elsewhere)."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -169,9 +159,9 @@ def world(n_nodes, per_node, image_size=64, seed=0):
     return sdag, leaves, np.concatenate(list(images.values()))
 
 
-def check_same_function(raws, experts, images, precision):
+def check_same_function(raws, experts, images, precision, device):
     tolerance = 1e-3 if precision == "fp32" else 0.1
-    for mine, expert in zip(raw_pass(raws, [images]), experts):
+    for mine, expert in zip(raw_pass(raws, [images], device), experts):
         np.testing.assert_allclose(mine, expert.logits(images / np.float32(255)),
                                    rtol=tolerance, atol=tolerance,
                                    err_msg=f"raw {expert.name} != adapter")
@@ -186,7 +176,7 @@ def run(args):
     raws = [Raw(factory, size, channels, device, args.precision)
             for _, factory, size, channels in specs]
     sdag, leaves, images = world(args.nodes, args.per_node)
-    check_same_function(raws, experts, images[:8], args.precision)
+    check_same_function(raws, experts, images[:8], args.precision, device)
     batches = [images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size)]
     hub = ModelHub(experts)
 
@@ -201,10 +191,10 @@ def run(args):
     served = {name for entries in clf.experts_.values() for name, _, _ in entries}
     served_raws = [raw for raw, expert in zip(raws, experts) if expert.name in served]
     two = images[:2] / np.float32(255)
-    runs = {"labelling": (label, lambda: raw_pass(raws, batches)),
+    runs = {"labelling": (label, lambda: raw_pass(raws, batches, device)),
             "FLOP count": (lambda: [count_gflops(e, two) for e in experts], lambda: None),
             "predict": (lambda: clf.predict_proba(images),
-                        lambda: raw_pass(served_raws, batches))}
+                        lambda: raw_pass(served_raws, batches, device))}
     for mine, raw in runs.values():   # warm-up: cuDNN plans, allocator, first-call costs
         mine(), raw()
     times = {(name, side): [] for name in runs for side in ("skmll", "raw")}

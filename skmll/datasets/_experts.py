@@ -302,12 +302,19 @@ def train_world_experts(world, *, cache_dir=None, training_scale=1.0, verbose=1)
     >>> [r.spec.name for r in results][:2]
     ['expert-01', 'expert-02']
     """
+    return load_or_train_each(WORLD_EXPERTS, load_or_train_expert, world, cache_dir=cache_dir,
+                              training_scale=training_scale, verbose=verbose,
+                              desc="world experts")
+
+
+def load_or_train_each(specs, load_or_train, world, *, cache_dir, training_scale, verbose, desc):
+    """``load_or_train(spec, world, ...)`` for every spec in order, behind one progress bar."""
     results = []
-    bar = progress(WORLD_EXPERTS, verbose=verbose, desc="world experts")
+    bar = progress(specs, verbose=verbose, desc=desc)
     for spec in bar:
         bar.set_postfix_str(spec.name)
-        results.append(load_or_train_expert(spec, world, cache_dir=cache_dir,
-                                            training_scale=training_scale))
+        results.append(load_or_train(spec, world, cache_dir=cache_dir,
+                                     training_scale=training_scale))
     return results
 
 

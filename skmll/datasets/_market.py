@@ -24,7 +24,6 @@ from ..utils import (
     atomic_write_bytes,
     hash_array,
     hash_json,
-    progress,
     resolve_cache_dir,
 )
 from ._experts import (
@@ -32,6 +31,7 @@ from ._experts import (
     TrainedExpert,
     _training_data,
     _weights_path,
+    load_or_train_each,
     load_or_train_expert,
 )
 
@@ -341,10 +341,6 @@ def train_market(world, *, cache_dir=None, training_scale=1.0, verbose=1):
     >>> len(results), results[0].spec.name
     (40, 'market-01')
     """
-    results = []
-    bar = progress(MARKET_EXPERTS, verbose=verbose, desc="market experts")
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
-        results.append(load_or_train_market_expert(spec, world, cache_dir=cache_dir,
-                                                   training_scale=training_scale))
-    return results
+    return load_or_train_each(MARKET_EXPERTS, load_or_train_market_expert, world,
+                              cache_dir=cache_dir, training_scale=training_scale,
+                              verbose=verbose, desc="market experts")

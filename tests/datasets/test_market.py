@@ -16,7 +16,6 @@ from skmll.datasets import (
     PixelModelExpert,
     build_world_hub,
     load_or_train_market_expert,
-    make_world,
     market_specs,
     mnist_cnn_experts,
     published_class_names,
@@ -33,20 +32,6 @@ TINY_SCALE = 0.05
 # Fashion-MNIST's class names as its authors publish them (README of zalandoresearch/fashion-mnist)
 FASHION_PUBLISHED = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                      "Sneaker", "Bag", "Ankle boot"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Two pytest workers share two cores; more torch threads each would oversubscribe them.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_world(fashion_test=500)
 
 
 @pytest.fixture(scope="module")

@@ -23,21 +23,6 @@ from skmll.hub import ModelHub, TorchExpert, as_image_batch
 TEST_SCALE = 0.2  # a fifth of the full training: weaker experts, a few seconds in all
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Tests run as two pytest workers on two cores: two torch threads each would oversubscribe
-    # them, which makes these small forward passes 10-20x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_world(fashion_test=500)
-
-
 @pytest.fixture(scope="module")
 def expert_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("skmll-cache")
