@@ -265,25 +265,33 @@ def load_record(folder, key, *, expect=None):
         return None
 
 
-def record_files(folder):
-    """Scan ``folder`` once: ``({key: (json path or None, [payload paths])}, [temp paths])``."""
+def _scan_names(folder):
+    """File names in ``folder`` by record: ``({key: (json name or None, [payload names])},
+    [temp names])``. Names only: every write scans its folder, so no Path per entry."""
     records, temps = {}, []
     try:
-        entries = list(os.scandir(folder))
+        names = os.listdir(folder)
     except FileNotFoundError:
         return records, temps
-    for entry in entries:
-        name = entry.name
+    for name in names:
         if name.startswith(".") and name.endswith(".tmp"):
-            temps.append(Path(entry.path))
+            temps.append(name)
         elif name.endswith(".json") and not name.startswith("."):
-            json_path, payloads = records.get(name[:-5], (None, []))
-            records[name[:-5]] = (Path(entry.path), payloads)
+            key = name[:-5]
+            records[key] = (name, records.get(key, (None, []))[1])
         elif name.endswith(".npz") and name.count(".") == 2:
-            key = name.split(".")[0]
-            json_path, payloads = records.get(key, (None, []))
-            records[key] = (json_path, payloads + [Path(entry.path)])
+            records.setdefault(name.split(".")[0], (None, []))[1].append(name)
     return records, temps
+
+
+def record_files(folder):
+    """Scan ``folder`` once: ``({key: (json path or None, [payload paths])}, [temp paths])``."""
+    records, temps = _scan_names(folder)
+    folder = Path(folder)
+    return ({key: (None if json_name is None else folder / json_name,
+                   [folder / name for name in payloads])
+             for key, (json_name, payloads) in records.items()},
+            [folder / name for name in temps])
 
 
 def stale_files(folder, max_age=STALE_TEMP_SECONDS, *, read_all=False):
@@ -293,13 +301,14 @@ def stale_files(folder, max_age=STALE_TEMP_SECONDS, *, read_all=False):
     keys with several payloads or none named (cheap on every write) unless ``read_all``.
     """
     deadline = time.time() - max_age
-    records, temps = record_files(folder)
-    candidates = list(temps)
-    for key, (json_path, payloads) in records.items():
-        if not payloads or (len(payloads) == 1 and json_path is not None and not read_all):
+    folder = Path(folder)
+    records, temps = _scan_names(folder)
+    candidates = [folder / name for name in temps]
+    for key, (json_name, payloads) in records.items():
+        if not payloads or (len(payloads) == 1 and json_name is not None and not read_all):
             continue
-        named = payload_named_by(json_path, key) if json_path is not None else None
-        candidates += [p for p in payloads if p.name != named]
+        named = payload_named_by(folder / json_name, key) if json_name is not None else None
+        candidates += [folder / name for name in payloads if name != named]
     return [path for path in candidates if _modified_before(path, deadline)]
 
 
