@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cost import clip_tower_cost, cost_rows, hub_costs
 
 from skmll import ConSE, MLLZeroShotClassifier, ModelLabeler, SemanticDAG
 from skmll.baselines import LEEPMLLClassifier, LogMEMLLClassifier, RandomMLLClassifier
@@ -128,8 +129,6 @@ def measure_costs(bench, images):
 
     All on the same batch, in one process, one after the other; returns ``(costs, clip)``.
     """
-    from bench_cost import clip_tower_cost, hub_costs
-
     return hub_costs(bench.experts, images), clip_tower_cost(images)
 
 
@@ -300,14 +299,8 @@ def main():
 
 def write_costs(bench, clip, report):
     """Each expert's cost per image, every expert together, and the CLIP image tower."""
-    rows = [{"model": name, "GFLOPs/image": _num(c.gflops), "ms/image": c.ms_per_image}
-            for name, c in bench.costs.items()]
-    flops = [c.gflops for c in bench.costs.values()]
-    every = {"model": f"every expert ({len(rows)})",
-             "GFLOPs/image": _num(None if None in flops else sum(flops)),
-             "ms/image": sum(c.ms_per_image for c in bench.costs.values())}
-    rows += [every, {"model": "CLIP ViT-B/32 image tower (random weights)",
-                     "GFLOPs/image": _num(clip.gflops), "ms/image": clip.ms_per_image}]
+    rows = [{"model": name, "GFLOPs/image": _num(gflops), "ms/image": ms}
+            for name, gflops, ms in cost_rows(bench.costs, clip)]
     report.append(f"\n## Cost per image, measured side by side on {COST_BATCH} held-out images "
                   "(skmll.hub.measure_cost: counted GFLOPs, median ms over 5 calls)\n")
     report.append(markdown(rows, ["model", "GFLOPs/image", "ms/image"]))
