@@ -34,34 +34,23 @@ def existing_directory(text):
     return Path(text)
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
-    return value
+def _number(convert, valid, expected):
+    """An argparse ``type``: ``convert(text)``, refused with "expected <expected>" unless
+    ``valid(value)`` holds."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {value}")
+        return value
+    return parse
 
 
-def fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {value}")
-    return value
-
-
-def non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {value}")
-    return value
+positive_int = _number(int, lambda value: value >= 1, "an integer >= 1")
+fraction = _number(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
+non_negative = _number(float, lambda value: value >= 0, "a number >= 0")
 
 
 def add_label_dir_flags(parser):
