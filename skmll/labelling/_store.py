@@ -178,8 +178,11 @@ class LabelStore:
         self._check_layout()
         self._locks = {}
         self._locks_guard = threading.Lock()
-        for folder in (self.root, self.records):
-            remove_stale_files(folder)
+
+    def _sweepable(self):
+        """Whether writers may remove leftovers here: never through a symbolic link (the
+        directory or its record folder), which may lead to folders that hold no records."""
+        return not (self.root.is_symlink() or self.records.is_symlink())
 
     @classmethod
     def from_cache_dir(cls, cache_dir=None, **kwargs):
@@ -319,7 +322,7 @@ class LabelStore:
     def _read(self, key, width, warn):
         """``(rows, cost or None)`` of a record, as :meth:`load` checks them."""
         try:
-            loaded = read_record(self.records, key)
+            loaded = read_record(self.records, key, shapes=_declared_shapes)
             if loaded is None:
                 return {}, None
             rows, dropped = _label_rows(key, *loaded, width=width)
@@ -392,7 +395,10 @@ class LabelStore:
                 self._write_layout_file()
                 save_record(self.records, key, _stack_rows(merged),
                             _record_meta(key, expert, width, sorted(merged),
-                                         stored_cost or cost))
+                                         stored_cost or cost), sweep=False)
+            if self._sweepable():
+                for folder in (self.root, self.records):
+                    remove_stale_files(folder)
             return True
         except OSError as exc:
             warnings.warn(f"could not store the labels of expert {expert.name!r} in "
@@ -441,7 +447,7 @@ class LabelStore:
         meta, status, reason = {}, "ok", ""
         try:
             if full:
-                loaded = read_record(self.records, key)
+                loaded = read_record(self.records, key, shapes=_declared_shapes)
                 if loaded is None:
                     raise RecordError("it was removed while being read")
                 meta = loaded[1]
@@ -471,7 +477,9 @@ class LabelStore:
         payloads no record names and temporary files older than ``max_age`` seconds (left by
         interrupted writes; younger ones may be writes in progress), and records of the flat
         layout of skmll 0.1. Nothing else is touched; lock files are kept, since removing one
-        that another process holds would let a third one in.
+        that another process holds would let a third one in. When the directory or its record
+        folder is a symbolic link (which may lead to a folder of other files), nothing is
+        planned and a warning says so: prune the folder the link leads to.
 
         Parameters
         ----------
@@ -483,6 +491,11 @@ class LabelStore:
         -------
         PrunePlan
         """
+        if not self._sweepable():
+            warnings.warn(f"{self.records} is reached through a symbolic link, which may lead to "
+                          "files that are not records: nothing is pruned; prune the folder it "
+                          "leads to", UserWarning, stacklevel=2)
+            return PrunePlan((), 0, executed=not dry_run)
         bad = {info.key: f"{info.status} record: {info.reason}"
                for info in self._verified() if info.status != "ok"}
         records = record_files(self.records)[0]
@@ -530,6 +543,25 @@ def _check_record_key(key, meta):
     if meta.get("layout") != LAYOUT_VERSION or meta.get("statistics") != list(STATISTICS):
         raise RecordError(f"it holds {meta.get('statistics')} in layout {meta.get('layout')}, "
                           f"not {list(STATISTICS)} in layout {LAYOUT_VERSION}")
+
+
+def _declared_shapes(meta):
+    """The array shapes a label record's metadata declares, checked before its payload is read.
+
+    Raises
+    ------
+    RecordError
+        Metadata that declares no valid shape.
+    """
+    if not isinstance(meta, dict):
+        raise RecordError("its metadata is not a JSON object")
+    node_keys, width = meta.get("node_keys"), meta.get("n_heads")
+    if not isinstance(node_keys, list) or isinstance(width, bool) \
+            or not isinstance(width, int) or width < 1:
+        raise RecordError(f"its metadata declares {type(node_keys).__name__} node keys and "
+                          f"n_heads={width!r}")
+    rows = len(node_keys)
+    return {"logit_sums": (rows, width), "probability_sums": (rows, width), "counts": (rows,)}
 
 
 def _label_rows(key, arrays, meta, width=None):

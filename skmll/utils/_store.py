@@ -17,19 +17,29 @@ A record is refused (a :class:`CorruptRecordWarning`, then treated as missing an
 when a checksum fails, when it was written in another format, or when its own key is not the
 key it was found under: a record copied over another one is never used as that one.
 
+Reads are bounded before anything is allocated: a payload larger than ``MAX_PAYLOAD_BYTES`` is
+refused unread, and each array's header must declare the shape the caller expects (when it
+says) and exactly as many bytes as the archive stores for it, uncompressed (the writer never
+compresses; a compressed member could expand without bound). A record that declares a huge
+array, or a small archive that would decompress to gigabytes, is a corrupt record, not a
+``MemoryError``.
+
 Files are created with mode ``0o666`` filtered by the umask (or the folder's default ACL), and in
 a set-gid folder they take the folder's group, so a folder shared by a group stays usable by all
 of its members. Temporary files (``.<name>.<random>.tmp``) are never read; those a killed writer
-left behind, and payloads no JSON names, are removed once they are older than
-``STALE_TEMP_SECONDS`` (younger ones may belong to a write in progress in another process).
+left behind, and payloads no JSON names, are removed by the next write in their folder once they
+are older than ``STALE_TEMP_SECONDS`` (younger ones may belong to a write in progress in another
+process). Only writers sweep, and never a folder that is a symbolic link (it may lead anywhere).
 """
 
 import io
 import json
+import math
 import os
 import secrets
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +53,15 @@ STALE_TEMP_SECONDS = 3600
 # 1 was the unversioned pair <key>.npz + <key>.json of skmll 0.1: its JSON carried no key, so a
 # record copied over another was read as that other one. Such records are recomputed.
 RECORD_FORMAT = 2
+
+# The largest payload read (bytes on disk, so also in memory): a label record of 20,000 nodes
+# by 22,000 heads (ImageNet-21k) in float64 is 7 GB.
+MAX_PAYLOAD_BYTES = 8 * 2**30
+# A record's JSON holds metadata and node keys: megabytes at the paper's scale.
+MAX_JSON_BYTES = 256 * 2**20
+# np.save writes format 1.0 headers, 2.0 when they exceed 64 KiB; 3.0 adds utf-8 field names.
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
 
 
 class CorruptRecordWarning(UserWarning):
@@ -109,11 +128,12 @@ def _checksum(payload):
     return hasher.hexdigest()
 
 
-def save_record(folder, key, arrays, meta):
+def save_record(folder, key, arrays, meta, *, sweep=True):
     """Store ``arrays`` (name -> numeric ndarray) and ``meta`` (JSON-able dict) under ``key``.
 
-    Raises OSError when the folder cannot be written; the record stored before, if any, is then
-    left whole.
+    Then, when ``sweep``, remove the folder's leftovers of interrupted writes
+    (:func:`remove_stale_files`). Raises OSError when the folder cannot be written; the record
+    stored before, if any, is then left whole.
     """
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     for name, array in arrays.items():
@@ -136,7 +156,8 @@ def save_record(folder, key, arrays, meta):
     if previous not in (None, payload_name):
         (folder / previous).unlink(missing_ok=True)
     (folder / f"{key}.npz").unlink(missing_ok=True)  # the payload of a format-1 record
-    remove_stale_files(folder)
+    if sweep:
+        remove_stale_files(folder)
 
 
 def payload_named_by(json_path, key):
@@ -184,18 +205,28 @@ def check_pointer(text, key):
     return record
 
 
-def read_record(folder, key):
+def read_record(folder, key, *, shapes=None):
     """Return ``(arrays, meta)`` for ``key``, or None when absent; raise when it is unusable.
+
+    Parameters
+    ----------
+    folder : path
+    key : str
+    shapes : callable, optional
+        ``shapes(meta)`` -> ``{array name: shape}``: the shapes the record's metadata declares.
+        Each array's header must declare its shape before the array is read (a ``RecordError``
+        from it refuses the record).
 
     Raises
     ------
     RecordError
-        Any failed check (see :func:`check_pointer`), a missing or damaged payload.
+        Any failed check (see :func:`check_pointer`), a missing, damaged, oversized or
+        compressed payload, an array whose header disagrees with ``shapes`` or with its size.
     """
     folder = Path(folder)
     json_path = folder / f"{key}.json"
     try:
-        text = json_path.read_text()
+        text = _read_bounded(json_path, MAX_JSON_BYTES).decode("utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
@@ -204,20 +235,61 @@ def read_record(folder, key):
         record = check_pointer(text, key)
     except _FormatOneRecord:
         return None  # recomputed quietly: an upgrade is no damage worth a warning per record
+    declared = {} if shapes is None else shapes(record["meta"])
     try:
-        payload = (folder / record["npz"]).read_bytes()
+        payload = _read_bounded(folder / record["npz"], MAX_PAYLOAD_BYTES)
     except OSError as exc:
         if _text_or_none(json_path) not in (text, None):
-            return read_record(folder, key)  # replaced by a writer meanwhile: read the new one
+            return read_record(folder, key, shapes=shapes)  # replaced by a writer meanwhile
         raise RecordError(f"its payload cannot be read: {exc}") from None
     if _checksum(payload) != record["npz_checksum"]:
         raise RecordError("npz checksum mismatch")
     try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in record["arrays"]}
-    except (OSError, ValueError, KeyError) as exc:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            arrays = {name: _read_member(archive, name, declared.get(name))
+                      for name in record["arrays"]}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
+        if isinstance(exc, RecordError):
+            raise
         raise RecordError(f"its payload does not load: {exc}") from None
     return arrays, record["meta"]
+
+
+def _read_bounded(path, limit):
+    """The bytes of ``path``, refused (RecordError) unread when the file is over ``limit``."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise RecordError(f"{Path(path).name} is {size} bytes, over the {limit} bytes a "
+                              "record may take")
+        return file.read(limit + 1)
+
+
+def _read_member(archive, name, expected_shape):
+    """One ``.npy`` member of an npz archive, its header checked before its data is read."""
+    info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise RecordError(f"array {name!r} is compressed; records are written uncompressed, and "
+                          "a compressed array could expand without bound")
+    with archive.open(info) as member:
+        reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(member))
+        if reader is None:
+            raise RecordError(f"array {name!r} has an unsupported .npy header version")
+        shape, fortran_order, dtype = reader(member)
+        if dtype.hasobject:
+            raise RecordError(f"array {name!r} has dtype object; records hold numeric arrays")
+        if expected_shape is not None and tuple(shape) != tuple(expected_shape):
+            raise RecordError(f"array {name!r} declares shape {tuple(shape)} where the record's "
+                              f"metadata declares {tuple(expected_shape)}")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        stored = info.file_size - member.tell()
+        if stored != n_bytes:
+            raise RecordError(f"array {name!r} declares shape {tuple(shape)} ({n_bytes} bytes) "
+                              f"but the archive holds {stored} bytes of data")
+        data = bytearray(n_bytes)
+        if member.readinto(data) != n_bytes:
+            raise RecordError(f"array {name!r} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _text_or_none(path):
@@ -322,8 +394,11 @@ def _modified_before(path, deadline):
 def remove_stale_files(folder, max_age=STALE_TEMP_SECONDS):
     """Delete what :func:`stale_files` finds; files another process holds or removed are skipped.
 
-    Younger leftovers may belong to a write in progress (another process) and are left alone.
+    Younger leftovers may belong to a write in progress (another process) and are left alone. A
+    folder that is a symbolic link is left alone: it may lead to files that are not records.
     """
+    if os.path.islink(folder):
+        return
     for path in stale_files(folder, max_age):
         try:
             path.unlink()

@@ -468,15 +468,73 @@ def test_scan_verify_and_prune(tmp_path, job):
             good: "ok", third: "ok"}
 
 
-def test_opening_the_store_removes_stale_temporary_files(tmp_path):
+def test_opening_the_store_removes_nothing_and_a_write_sweeps(tmp_path, job):
     records = tmp_path / "labels" / "v1"
     records.mkdir(parents=True)
     stale, young = records / ".k.npz.aa.tmp", records / ".k.json.bb.tmp"
     for path in (stale, young):
         path.write_bytes(b"partial")
     age(stale)
-    LabelStore(tmp_path / "labels")
+    store = LabelStore(tmp_path / "labels")
+    store.scan(), store.verify()
+    assert stale.exists() and young.exists()   # readers write nothing
+    job.labeler(tmp_path).fit(ModelHub(job.make_experts()[:1]))
     assert not stale.exists() and young.exists()
+
+
+@pytest.mark.parametrize("linked", ["labels", "labels/v1"])
+def test_no_sweep_or_prune_through_a_symbolic_link(tmp_path, job, linked):
+    """A label folder that is a symlink to a folder of the user's files: labelling into it and
+    pruning it delete none of them, however old and record-like their names."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    theirs = [photos / "holiday.photos.npz", photos / ".session.tmp", photos / "notes.json"]
+    for path in theirs:
+        path.write_bytes(b"mine")
+        age(path)
+    link = tmp_path / "dir" / linked
+    link.parent.mkdir(parents=True)
+    link.symlink_to(photos, target_is_directory=True)
+    job.labeler(tmp_path / "dir").fit(ModelHub(job.make_experts()[:1]))
+    store = LabelStore(tmp_path / "dir" / "labels")
+    with pytest.warns(UserWarning, match="symbolic link.*nothing is pruned"):
+        assert store.prune(dry_run=False).items == ()
+    assert all(path.read_bytes() == b"mine" for path in theirs)
+
+
+def _crafted_record(store, key, payload, **meta):
+    from ..utils._crafted import replace_payload
+    replace_payload(store.records, key, payload, **meta)
+
+
+@pytest.mark.parametrize("craft, reason", [
+    # 0.5 MB on disk that inflates to 512 MiB, its shapes consistent with its metadata
+    (lambda: ({"node_keys": [f"n{i}" for i in range(2**12)], "n_heads": 2**14},
+              [("stored", "counts", (2**12,)), ("bomb", "logit_sums", (2**12, 2**14)),
+               ("bomb", "probability_sums", (2**12, 2**14))]), "is compressed"),
+    # a few hundred bytes that declare 10^13 elements, as the metadata does
+    (lambda: ({"node_keys": ["n0"], "n_heads": 10**13},
+              [("declared", "logit_sums", (1, 10**13)), ("declared", "counts", (1,)),
+               ("declared", "probability_sums", (1, 10**13))]), "but the archive holds"),
+])
+def test_crafted_records_are_reported_corrupt_by_verify_and_prune(tmp_path, job, craft, reason):
+    from ..utils._crafted import bomb_member, declared_only_member, stored_member, zip_bytes
+
+    expert = job.make_experts()[0]
+    job.labeler(tmp_path).fit(ModelHub([expert]))
+    key = expert_fingerprint(expert)
+    store = LabelStore.from_cache_dir(tmp_path)
+    meta, members = craft()
+    built = {"bomb": bomb_member, "declared": declared_only_member,
+             "stored": lambda name, shape: stored_member(name, np.ones(shape, np.int64))}
+    payload = zip_bytes([built[kind](name, shape) for kind, name, shape in members])
+    _crafted_record(store, key, payload, **meta)
+    with pytest.warns(CorruptRecordWarning, match=reason):
+        (info,) = store.verify()
+    assert info.status == "corrupt"
+    plan = store.prune(dry_run=False)
+    assert {path.name for path, _ in plan.items} >= {f"{key}.json"}
+    assert not (store.records / f"{key}.json").exists()
 
 
 def test_directory_of_a_newer_layout_is_refused(tmp_path, job):

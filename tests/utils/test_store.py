@@ -224,3 +224,64 @@ def test_record_of_skmll_0_1_is_read_as_absent_and_replaced(tmp_path):
     save_record(tmp_path, "k", {"a": np.arange(2)}, {})
     assert not (tmp_path / "k.npz").exists()
     np.testing.assert_array_equal(load_record(tmp_path, "k")[0]["a"], np.arange(2))
+
+
+def test_a_decompression_bomb_is_refused_before_it_expands(tmp_path):
+    from ._crafted import bomb_member, replace_payload, stored_member, zip_bytes
+
+    save_record(tmp_path, "key", {"x": np.zeros(4)}, {})
+    bomb = zip_bytes([bomb_member("x", (2**26,))])   # 0.5 MB stored, 512 MiB inflated
+    assert len(bomb) < 2**20
+    replace_payload(tmp_path, "key", bomb)
+    with pytest.warns(CorruptRecordWarning, match="'x' is compressed"):
+        assert load_record(tmp_path, "key") is None
+    # the same archive with its member stored plainly loads: only the compression is refused
+    replace_payload(tmp_path, "key", zip_bytes([stored_member("x", np.arange(5.0))]))
+    np.testing.assert_array_equal(load_record(tmp_path, "key")[0]["x"], np.arange(5.0))
+
+
+@pytest.mark.parametrize("shape", [(10**13,), (1, 10**13), (3, 2**62)])
+def test_a_huge_declared_array_is_refused_before_allocation(tmp_path, shape):
+    from ._crafted import declared_only_member, replace_payload, zip_bytes
+
+    save_record(tmp_path, "key", {"x": np.zeros(4)}, {})
+    replace_payload(tmp_path, "key", zip_bytes([declared_only_member("x", shape)]))
+    assert (tmp_path / "key.json").stat().st_size + sum(
+        p.stat().st_size for p in tmp_path.glob("key.*.npz")) < 1000
+    with pytest.warns(CorruptRecordWarning, match=r"declares shape .* but the archive holds 0"):
+        assert load_record(tmp_path, "key") is None
+
+
+def test_a_payload_over_the_cap_is_refused_unread(tmp_path, monkeypatch):
+    from skmll.utils import _store as store_module
+
+    save_record(tmp_path, "key", {"x": np.zeros(1000)}, {})
+    monkeypatch.setattr(store_module, "MAX_PAYLOAD_BYTES", 4000)
+    with pytest.warns(CorruptRecordWarning, match="over the 4000 bytes a record may take"):
+        assert load_record(tmp_path, "key") is None
+
+
+def test_shapes_declared_by_the_metadata_are_checked_first(tmp_path):
+    from skmll.utils import RecordError, read_record
+
+    save_record(tmp_path, "key", {"x": np.zeros((2, 3))}, {"rows": 2})
+    arrays, _ = read_record(tmp_path, "key", shapes=lambda meta: {"x": (meta["rows"], 3)})
+    assert arrays["x"].shape == (2, 3) and arrays["x"].flags.writeable
+    with pytest.raises(RecordError, match=r"shape \(2, 3\) where the record's metadata "
+                                          r"declares \(5, 3\)"):
+        read_record(tmp_path, "key", shapes=lambda meta: {"x": (5, 3)})
+
+
+def test_a_write_sweeps_its_folder_but_never_through_a_symbolic_link(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    old_files = [photos / "holiday.photos.npz", photos / ".session.tmp"]
+    for path in old_files:
+        path.write_bytes(b"mine")
+        then = time.time() - STALE_TEMP_SECONDS - 60
+        os.utime(path, (then, then))
+    (tmp_path / "cache").symlink_to(photos, target_is_directory=True)
+    save_record(tmp_path / "cache", "key", {"x": np.zeros(2)}, {})
+    assert all(path.read_bytes() == b"mine" for path in old_files)
+    save_record(photos, "key", {"x": np.zeros(2)}, {})   # the folder itself: swept
+    assert not any(path.exists() for path in old_files)
