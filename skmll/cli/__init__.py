@@ -19,7 +19,7 @@ import warnings
 
 from .._version import __version__
 from . import _explain, _info, _label, _paper, _predict, _search
-from ._common import Parser, UsageError
+from ._common import Parser, UsageError, printable
 
 SUBCOMMANDS = (_label, _search, _predict, _explain, _info, _paper)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -104,7 +104,7 @@ def _error(prog, message):
 
 
 def _one_line(message):
-    return " ".join(str(message).split())
+    return printable(" ".join(str(message).split()))
 
 
 def _warning_printer(prog):

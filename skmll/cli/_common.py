@@ -5,10 +5,17 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from .._classifier import MLLZeroShotClassifier
-from ..labelling import load_label_dir
+from ..labelling import label_dir_digest, load_label_dir
+from ..labelling._digest import DIGEST_PREFIX
+from ..utils import atomic_write_bytes
+
+# C0 and C1 control characters: printed raw, they would drive the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class UsageError(Exception):
@@ -53,13 +60,64 @@ fraction = _number(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
 non_negative = _number(float, lambda value: value >= 0, "a number >= 0")
 
 
+def digest(text):
+    """An argparse ``type``: a label directory digest, ``sha256:<64 hex digits>`` (the prefix
+    may be left out)."""
+    value = text.strip().lower()
+    value = value[len(DIGEST_PREFIX):] if value.startswith(DIGEST_PREFIX) else value
+    if not _HEX_DIGEST.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"expected a digest {DIGEST_PREFIX}<64 hex digits>, as "
+                                         f"'skmll label' and 'skmll info' print; got {text!r}")
+    return DIGEST_PREFIX + value
+
+
+def add_digest_flag(parser):
+    """``--expect-digest DIGEST``: every command that reads a label directory takes it."""
+    parser.add_argument("--expect-digest", metavar="DIGEST", type=digest,
+                        help="refuse the label directory unless its content digest is this one "
+                             "(the digest its publisher printed: 'skmll info' shows it)")
+
+
 def add_label_dir_flags(parser):
-    """``--labels DIR`` (a label directory that exists) and ``--hub HUB.toml``."""
+    """``--labels DIR`` (a label directory that exists), ``--hub HUB.toml``, ``--trust-code
+    DIR`` and ``--expect-digest DIGEST``."""
     parser.add_argument("--labels", metavar="DIR", required=True, type=existing_directory,
                         help="label directory written by 'skmll label'")
     parser.add_argument("--hub", metavar="HUB.toml", type=existing_file,
                         help="hub file of the experts (default: DIR/hub.toml); use this "
-                             "machine's when its model paths differ")
+                             "machine's when its model paths differ. It is yours: its code runs")
+    parser.add_argument("--trust-code", metavar="DIR", type=existing_directory,
+                        help="let the hub file of the label directory DIR (the --labels one) "
+                             "import and run code (torch:package.module:factory sources, a "
+                             "module beside it): only for a directory whose author you trust")
+    add_digest_flag(parser)
+
+
+def check_digest(directory, expected):
+    """Raise unless the label directory's digest is ``expected`` (None: nothing to check)."""
+    if expected is None:
+        return
+    actual = label_dir_digest(directory)
+    if actual != expected:
+        raise ValueError(f"label directory {str(directory)!r} has digest {actual}, not the "
+                         f"expected {expected}: its content is not what was published")
+
+
+def trusts_code(args):
+    """Whether ``--trust-code`` names the ``--labels`` directory (a usage error if another)."""
+    if args.trust_code is None:
+        return False
+    if not os.path.samefile(args.trust_code, args.labels):
+        raise UsageError(f"--trust-code {str(args.trust_code)!r} is not the label directory "
+                         f"--labels {str(args.labels)!r}: consent names the directory it is for")
+    return True
+
+
+def open_label_dir(args):
+    """The labeler of ``--labels`` (digest checked first, code trusted as the flags say)."""
+    check_digest(args.labels, args.expect_digest)
+    return load_label_dir(args.labels, hub=args.hub, delta=args.delta,
+                          trust_code=trusts_code(args))
 
 
 def add_selection_flags(parser):
@@ -85,7 +143,7 @@ def add_selection_flags(parser):
 def fitted_classifier(args, classes, *, on_uncovered):
     """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
     model."""
-    labeler = load_label_dir(args.labels, hub=args.hub, delta=args.delta)
+    labeler = open_label_dir(args)
     classifier = MLLZeroShotClassifier(
         classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,
         reuse=args.reuse, on_uncovered=on_uncovered, cache_dir=args.cache_dir,
@@ -105,9 +163,21 @@ def as_csv(header, rows):
     return buffer.getvalue()
 
 
+def printable(text):
+    """``text`` with control characters (terminal escape codes among them) written as
+    ``\\xNN``; line breaks are kept."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
+
+
+def write_output(path, text):
+    """Write ``text`` to ``path`` atomically: the old file stays whole if the write fails."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def as_table(header, rows):
-    """Left-aligned columns for people to read (CSV and JSON are for programs)."""
-    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    """Left-aligned columns for people to read (CSV and JSON are for programs); control
+    characters escaped."""
+    cells = [[printable(cell) for cell in row] for row in [header, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in cells)

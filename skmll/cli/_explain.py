@@ -2,7 +2,7 @@
 
 import argparse
 
-from ._common import add_label_dir_flags, add_selection_flags, fitted_classifier
+from ._common import add_label_dir_flags, add_selection_flags, fitted_classifier, printable
 
 EXAMPLES = """\
 examples:
@@ -26,5 +26,5 @@ def register_subcommand(subparsers, parents):
 
 
 def run(args):
-    print(fitted_classifier(args, args.classes, on_uncovered="drop").explain())
+    print(printable(fitted_classifier(args, args.classes, on_uncovered="drop").explain()))
     return 0

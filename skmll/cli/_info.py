@@ -4,9 +4,16 @@ import argparse
 import warnings
 from dataclasses import asdict
 
-from ..labelling import LabelStore, expert_statuses, read_sdag_manifest
+from ..labelling import LabelStore, expert_statuses, label_dir_digest, read_sdag_manifest
 from ..labelling._labeldir import HUB_FILE, SDAG_MANIFEST, STORE, open_hub
-from ._common import add_label_dir_flags, as_json, as_table
+from ._common import (
+    add_label_dir_flags,
+    as_json,
+    as_table,
+    check_digest,
+    printable,
+    trusts_code,
+)
 
 EXAMPLES = """\
 examples:
@@ -17,8 +24,14 @@ Lists the SDAG (nodes, images), each expert of the hub file with its record's st
 and the records no expert of the hub uses. Status "ok": every node with images is labelled;
 "incomplete" or "missing": run 'skmll label' into the directory; "undeclared": the hub file
 lacks the expert's n_outputs or fingerprint. --verify also reads every record in full
-(checksums, keys, values). The exit code is 1 unless every expert (and, with --verify, every
-record) is ok. Loads no model."""
+(checksums, keys, values) and checks that every expert could be built here, without building
+it: its model files exist, and its code (a torch:package.module:factory source) may run
+(--trust-code DIR) and can be imported. The exit code is 1 unless every expert (and, with
+--verify, every record) is ok. Loads no model.
+
+The digest is SHA-256 over a listing of every file in DIR (lock and temporary files aside) with
+the SHA-256 of its bytes: publish it beside the directory, and readers check it with
+--expect-digest on any command."""
 
 
 def register_subcommand(subparsers, parents):
@@ -33,19 +46,21 @@ def register_subcommand(subparsers, parents):
     parser.set_defaults(run=run)
 
 
-def describe(directory, hub_file=None, *, verify=False):
+def describe(directory, hub_file=None, *, verify=False, trust_code=False):
     """The label directory as a JSON-ready dict (``skmll info``)."""
     sdag = read_sdag_manifest(directory)
-    experts = expert_statuses(directory, sdag, open_hub(directory, hub_file))
+    hub = open_hub(directory, hub_file, trust_code=trust_code)
+    experts = expert_statuses(directory, sdag, hub, resolve=verify)
     store = LabelStore(directory / STORE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # reported below, one row per record
         records = store.verify() if verify else store.scan()
     used = {expert.key for expert in experts}
     bad_records = [r for r in records if r.status != "ok"]
-    ok = all(e.status == "ok" for e in experts) and not bad_records
+    ok = all(e.status == "ok" and e.unresolved is None for e in experts) and not bad_records
     return {
         "directory": str(directory),
+        "digest": label_dir_digest(directory),
         "status": "ok" if ok else "not ok",
         "sdag": {"n_nodes": sdag.n_nodes, "n_edges": len(sdag.edges),
                  "n_nodes_with_images": int((sdag.n_images > 0).sum()),
@@ -61,12 +76,14 @@ def describe(directory, hub_file=None, *, verify=False):
 
 
 def run(args):
-    info = describe(args.labels, args.hub, verify=args.verify)
+    check_digest(args.labels, args.expect_digest)
+    info = describe(args.labels, args.hub, verify=args.verify, trust_code=trusts_code(args))
     if args.format == "json":
         print(as_json(info))
     else:
         sdag, records = info["sdag"], info["records"]
-        print(f"label directory {info['directory']}: {info['status']}")
+        print(printable(f"label directory {info['directory']}: {info['status']}"))
+        print(f"digest {info['digest']}")
         print(f"SDAG: {sdag['n_nodes']} nodes, {sdag['n_edges']} edges, "
               f"{sdag['n_nodes_with_images']} with {sdag['n_images']} images")
         print(as_table(["expert", "status", "labelled nodes", "outputs", "bytes", "source"],
@@ -76,5 +93,9 @@ def run(args):
               f"{len(records['unused'])} not used by the hub"
               + (", all verified" if records["verified"] and not records["not_ok"] else ""))
         for record in records["not_ok"]:
-            print(f"record {record['key']}: {record['status']}: {record['reason']}")
+            print(printable(f"record {record['key']}: {record['status']}: {record['reason']}"))
+        for expert in info["experts"]:
+            if expert["unresolved"]:
+                print(printable(f"expert {expert['expert']} cannot be built here: "
+                                f"{expert['unresolved']}"))
     return 0 if info["status"] == "ok" else 1

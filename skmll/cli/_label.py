@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import joblib
 
 from ..hub import ModelHub
-from ..labelling import ModelLabeler, save_label_dir
+from ..labelling import ModelLabeler, label_dir_digest, save_label_dir
 from ..semantic_graph import SemanticDAG
 from ._common import UsageError, as_json, as_table, existing_directory, existing_file, positive_int
 
@@ -21,8 +21,11 @@ ROOT holds one folder per synset, named by WordNet synset (dog.n.01) or ImageNet
 (n02084071), with its image files; the SDAG is those synsets and all their WordNet hypernyms.
 DIR receives the labels (DIR/labels), the SDAG without images (DIR/sdag.json) and the hub
 file with every expert's n_outputs and fingerprint declared (DIR/hub.toml): copy DIR to any
-machine and run 'skmll search' or 'skmll predict' there. Labelling again into DIR runs only
-what is new (experts, nodes)."""
+machine and run 'skmll search' or 'skmll predict' there. Model files inside DIR are named
+relative to it, others by their absolute path: --bundle copies them into DIR/models/ so DIR
+holds everything. Labelling again into DIR runs only what is new (experts, nodes), and adds the
+hub's experts to DIR/hub.toml (an expert named like one there but different replaces it, with a
+warning). The digest printed last covers everything DIR holds: publish it with DIR."""
 
 
 def register_subcommand(subparsers, parents):
@@ -49,6 +52,8 @@ def register_subcommand(subparsers, parents):
     parser.add_argument("--on-error", choices=["raise", "warn", "skip"], default="raise",
                         help="an expert that fails: stop with exit code 1 (raise, after "
                              "labelling the others), or leave it out (warn, skip)")
+    parser.add_argument("--bundle", action="store_true",
+                        help="copy the model files the hub file names into DIR/models/")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
 
@@ -61,7 +66,7 @@ def run(args):
                            cache_dir=args.labels, on_error=args.on_error, verbose=args.verbose)
     with _backend(args.scheduler):
         labeler.fit(hub)
-    save_label_dir(labeler, args.labels)
+    save_label_dir(labeler, args.labels, bundle=args.bundle)
     summary = {
         "labels": str(args.labels),
         "experts": labeler.hub_.names,
@@ -70,6 +75,7 @@ def run(args):
         "n_nodes_with_images": int((sdag.n_images > 0).sum()),
         "n_images": int(sdag.n_images.sum()),
         "n_forward_images": labeler.n_forward_images_,
+        "digest": label_dir_digest(args.labels),
     }
     if args.format == "json":
         print(as_json(summary))
@@ -80,6 +86,7 @@ def run(args):
         print(f"{summary['n_nodes']} nodes ({summary['n_nodes_with_images']} with "
               f"{summary['n_images']} images); {summary['n_forward_images']} images run through "
               f"experts; labels in {summary['labels']}")
+        print(f"digest {summary['digest']}")
     return 0
 
 

@@ -15,7 +15,16 @@ from ..paper import (
     load_paper_task,
     run_paper_experiment,
 )
-from ._common import UsageError, as_json, as_table, existing_directory, existing_file, positive_int
+from ._common import (
+    UsageError,
+    add_digest_flag,
+    as_json,
+    as_table,
+    check_digest,
+    existing_directory,
+    existing_file,
+    positive_int,
+)
 
 EXAMPLES = """\
 examples:
@@ -67,6 +76,7 @@ def _register_run(commands, parents):
                         help="hub file (default: the shipped paper hub of 48 models when "
                              "labelling, the label directory's own hub file otherwise)")
     parser.add_argument("--labels", metavar="DIR", required=True, help="label directory")
+    add_digest_flag(parser)
     parser.add_argument("--imagenet", metavar="ROOT",
                         help="ImageNet-layout training folder to label the hub on")
     parser.add_argument("--hf-imagenet", metavar="NAME",
@@ -128,6 +138,7 @@ def _tasks(args):
 
 def run(args):
     tasks = list(_tasks(args))   # a missing dataset fails before hours of labelling
+    check_digest(args.labels, args.expect_digest)
     labeler = label_hub(args.hub, args.labels, sdag=_sdag(args), batch_size=args.batch_size,
                         n_jobs=args.n_jobs, on_error=args.on_error, verbose=args.verbose)
     clip = load_clip(args.clip_model, args.clip_pretrained, checkpoint_path=args.clip_checkpoint,

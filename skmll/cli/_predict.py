@@ -4,6 +4,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..hub import set_max_image_pixels
 from ..hub._images import is_image_path
 from ..utils import progress
 from ._common import (
@@ -14,6 +15,7 @@ from ._common import (
     as_json,
     fitted_classifier,
     positive_int,
+    write_output,
 )
 
 EXAMPLES = """\
@@ -51,10 +53,23 @@ def register_subcommand(subparsers, parents):
                                                       "stdout")
     parser.add_argument("--format", choices=["csv", "json"], default=None,
                         help="output format (default: the --out extension, else csv)")
+    parser.add_argument("--max-image-pixels", type=positive_int, default=None,
+                        help="an image file with more pixels (width x height) is refused "
+                             "before decoding (default 89478485, PIL's)")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    if args.max_image_pixels is None:
+        return _predict(args)
+    previous = set_max_image_pixels(args.max_image_pixels)
+    try:
+        return _predict(args)
+    finally:
+        set_max_image_pixels(previous)
+
+
+def _predict(args):
     output_format = _output_format(args)
     paths = _image_paths(args.images)
     classifier = fitted_classifier(args, args.classes, on_uncovered=args.on_uncovered)
@@ -79,7 +94,7 @@ def run(args):
         text = as_csv([*_FIXED_COLUMNS, *columns],
                       [[path, label, *map(repr, row)] for path, label, row in rows])
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        write_output(args.out, text)
     else:
         print(text, end="")
     return 0

@@ -22,7 +22,13 @@ from ._base import (
 from ._cost import ExpertCost, count_gflops, measure_cost
 from ._heads import describe_head
 from ._hf_expert import HFExpert
-from ._images import MixedSizeBatch, as_image_batch, map_size_groups, preprocess
+from ._images import (
+    MixedSizeBatch,
+    as_image_batch,
+    map_size_groups,
+    preprocess,
+    set_max_image_pixels,
+)
 from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
 from ._onnx_expert import OnnxExpert, shipped_onnx_experts
@@ -59,6 +65,7 @@ __all__ = [
     "probabilities_to_logits",
     "register_expert",
     "run_expert",
+    "set_max_image_pixels",
     "shipped_keras_experts",
     "shipped_onnx_experts",
     "using_expert",

@@ -13,7 +13,14 @@ A table is one :class:`LazyExpert`: ``source`` and the adapter's keyword argumen
     fingerprint = "8f0c..."
 
 Files are read with the standard library's ``tomllib`` (``tomli`` before Python 3.11) and
-written by this module (the few value types a specification holds), atomically.
+written by this module (the few value types a specification holds), atomically. A local path
+inside the file's folder is written relative to it (it travels with the folder); any other
+stays absolute.
+
+Reading a hub file imports nothing. One's own hub file is trusted: an expert whose source
+imports code (``torch:package.module:factory``) may import it from the file's folder too. A hub
+file read with ``trust_code=False`` (a label directory's, unless its reader consented) yields
+experts that refuse to build from such a source, naming the file and the consent to give.
 """
 
 import json
@@ -39,8 +46,17 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _INLINE_ITEMS = 8
 
 
-def read_hub_file(path):
-    """The hub a hub file describes, as :class:`LazyExpert` objects (nothing is loaded)."""
+def read_hub_file(path, *, trust_code=True):
+    """The hub a hub file describes, as :class:`LazyExpert` objects (nothing is loaded).
+
+    Parameters
+    ----------
+    path : path-like
+    trust_code : bool, default=True
+        False: experts whose source imports code refuse to be built (see
+        :meth:`LazyExpert.unresolved`); True: they build, importing from the file's folder
+        too.
+    """
     path = Path(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -55,23 +71,31 @@ def read_hub_file(path):
         raise ValueError(f"{path}: 'expert' must be an array of tables, written [[expert]]")
     hub = ModelHub()
     folder = path.resolve().parent
+    untrusted_file = None if trust_code else path
     for number, table in enumerate(tables, start=1):
         name = table.get("name")
         where = f"{path}, [[expert]] table {number}" + (f" ({name!r})" if name else "")
         try:
-            hub.add(_expert_from_table(table, folder))
+            hub.add(_expert_from_table(table, folder, untrusted_file=untrusted_file))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: {exc}") from exc
     return hub
 
 
-def _expert_from_table(table, folder):
+def _expert_from_table(table, folder, *, untrusted_file):
+    """The table's expert; ``untrusted_file`` None: its code may be imported (from ``folder``
+    too), else the hub file whose code it refuses to import."""
     table = dict(table)
     if "source" not in table:
         raise ValueError("no 'source' key (e.g. source = \"onnx:model.onnx\")")
     if "base_dir" in table:
         raise ValueError("unknown key 'base_dir': paths are relative to the hub file's folder")
-    return LazyExpert(table.pop("source"), base_dir=folder, **table)
+    expert = LazyExpert(table.pop("source"), base_dir=folder, **table)
+    if untrusted_file is None:
+        expert._code_folder = str(folder)
+    else:
+        expert._refused_by = str(Path(untrusted_file).resolve())
+    return expert
 
 
 def write_hub_file(hub, path, *, declare_missing=False):

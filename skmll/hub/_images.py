@@ -20,6 +20,11 @@ Arrays are read channels last, with one rule and no guessing:
   or 4 the array could be NCHW, so it is refused; any other C is refused, with a hint to
   transpose when axis 1 looks like channels.
 - Pixels: uint8 (0-255), uint16 (0-65535, e.g. 16-bit PNG), bool, or floats in [0, 1].
+
+An image file is refused before it is decoded when it has more pixels than
+:func:`set_max_image_pixels` allows (by default PIL's ``MAX_IMAGE_PIXELS``, 89,478,485): a small
+compressed file can declare a huge image (a 140 KB PNG of 12,000 x 12,000 pixels decodes to
+over 400 MB, and to 1.7 GB as float32 RGB).
 """
 
 import functools
@@ -38,6 +43,37 @@ _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.60
 _CHANNELS = (1, 3, 4)   # gray, RGB, RGBA
 _EXPECTED = ("an array of shape (n, H, W) or (n, H, W, C), channels last, or a list of PIL "
              "images, image paths or arrays of shape (H, W) or (H, W, C)")
+# Shared by every thread: image files are decoded by a prefetching thread.
+_PIXEL_LIMIT = {"max_pixels": 1024 * 1024 * 1024 // 4 // 3}   # PIL's default MAX_IMAGE_PIXELS
+
+
+def set_max_image_pixels(max_pixels):
+    """Set how many pixels an image file may have to be decoded; returns the previous limit.
+
+    A file over the limit is refused before its pixels are decoded, with an error naming it.
+    The limit applies to every later read of image files in this process (as PIL's
+    ``Image.MAX_IMAGE_PIXELS`` does), including the command line's ``--max-image-pixels``.
+
+    Parameters
+    ----------
+    max_pixels : int
+        Width times height; at least 1.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> previous = set_max_image_pixels(200_000_000)
+    >>> set_max_image_pixels(previous)
+    200000000
+    """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) \
+            or max_pixels < 1:
+        raise ValueError(f"max_pixels must be an int >= 1; got {max_pixels!r}")
+    previous, _PIXEL_LIMIT["max_pixels"] = _PIXEL_LIMIT["max_pixels"], int(max_pixels)
+    return previous
 
 
 class MixedSizeBatch(Sequence):
@@ -290,8 +326,11 @@ def _decode_one(item, what):
         from PIL import Image
 
         try:
-            with Image.open(item) as img:
+            with Image.open(item) as img:   # reads the header only
+                _check_pixel_count(img, item, what)
                 return _pil_pixels(img, what)
+        except _TooManyPixels:
+            raise
         except (OSError, ValueError) as exc:
             raise ValueError(f"{what} ({item}) could not be read: {exc}") from exc
     if hasattr(item, "convert") and hasattr(item, "mode"):  # a PIL image
@@ -303,6 +342,20 @@ def _decode_one(item, what):
     if array.ndim == 3:
         _check_channels_last(array.shape, what, array.shape[0])
     return array
+
+
+class _TooManyPixels(ValueError):
+    """An image file has more pixels than the limit."""
+
+
+def _check_pixel_count(img, path, what):
+    width, height = img.size
+    limit = _PIXEL_LIMIT["max_pixels"]
+    if width * height > limit:
+        raise _TooManyPixels(f"{what} ({path}) has {width} x {height} = {width * height:,} "
+                             f"pixels, over the limit of {limit:,} that guards against "
+                             "decompression bombs; if you trust the file, raise the limit "
+                             "(--max-image-pixels, or skmll.hub.set_max_image_pixels)")
 
 
 def _list_batch(items, what, first_index=0):

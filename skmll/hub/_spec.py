@@ -8,8 +8,10 @@ on first use and can be released.
 """
 
 import contextlib
+import importlib.util
 import inspect
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +28,8 @@ _RESERVED = {"name", "base_dir", *DECLARATIONS}
 # Keyword arguments of the built-in sources that name local files; whether a source's id is a
 # local path is decided by _id_is_local_path.
 _PATH_KEYWORDS = {"torch": ("weights",), "timm": ("checkpoint_path",)}
+# sys.path is shared by every thread: one build at a time extends it with a hub file's folder.
+_IMPORT_PATH_LOCK = threading.Lock()
 
 
 class LazyExpert:
@@ -70,6 +74,17 @@ class LazyExpert:
     base_dir : path-like or None
         The folder relative paths are resolved against; the current directory when None. A hub
         file passes its own folder.
+
+    Notes
+    -----
+    A source that imports code (``"torch:package.module:factory"``, which may name anything
+    importable, ``torch.hub.load`` included) runs that code when the model is built. A hub file
+    read from a label directory someone handed over (:func:`~skmll.labelling.load_label_dir`)
+    refuses to build such an expert unless its reader consented (``trust_code=True``, the
+    command line's ``--trust-code DIR``), as transformers' ``trust_remote_code`` does; sources
+    that load data only (ONNX, safetensors or ``weights_only`` torch weights, timm, Hugging Face
+    without remote code) need no consent. With consent, and for a hub file of one's own, a
+    module beside the hub file is importable when no installed module has its name.
     **kwargs
         The adapter's keyword arguments (those its ``from_source`` and constructor take; an
         unknown one raises here, not when the model is first built).
@@ -119,6 +134,8 @@ class LazyExpert:
             raise TypeError(f"name must be a non-empty str; got {self.name!r}")
         self._declared = _checked_declarations(self.name, n_outputs, fingerprint, head_names)
         self._found = {}      # values learnt by building the model
+        self._code_folder = None    # where its code may also be imported from (a hub file's)
+        self._refused_by = None     # the untrusted hub file that named it, if any
         self._start_runtime()
 
     def _start_runtime(self):
@@ -149,6 +166,67 @@ class LazyExpert:
         declared = self._declared["head_names"]
         return declared if declared is not None else self._found.get("head_names")
 
+    @property
+    def imports_code(self):
+        """Whether building the model imports and runs code its specification names."""
+        prefix, _, model_id = self.source.partition(":")
+        return prefix == "torch" and is_factory_reference(model_id)
+
+    def local_paths(self):
+        """``{argument: absolute path}`` of the local files it names ("source" for its id)."""
+        model_id = self.source.partition(":")[2]
+        return {key: model_id if key == "source" else self.kwargs[key]
+                for key in sorted(self._paths)}
+
+    def relocated(self, paths):
+        """The same specification with the local files of ``paths`` (as :meth:`local_paths`)
+        moved; a new, unbuilt expert with the same consent."""
+        table = self.spec
+        prefix = self.source.partition(":")[0]
+        for key, path in paths.items():
+            if key == "source":
+                table["source"] = f"{prefix}:{os.fspath(path)}"
+            else:
+                table[key] = os.fspath(path)
+        moved = LazyExpert(table.pop("source"), **table)
+        moved._code_folder, moved._refused_by = self._code_folder, self._refused_by
+        return moved
+
+    def unresolved(self):
+        """Why the model could not be built here, found without building it; None if nothing.
+
+        Checks that every local file it names exists, and for a source that imports code,
+        that consent was given and its top-level module is installed or beside its hub file.
+        Models fetched from elsewhere (timm's or Hugging Face's hubs) are not checked.
+        """
+        if self.imports_code:
+            if self._refused_by is not None:
+                return self._refusal()
+            top = self.source.partition(":")[2].partition(":")[0].split(".")[0]
+            if not self._module_beside(top) and importlib.util.find_spec(top) is None:
+                return self._not_importable(top)
+        missing = [f"{key}={path!r}" for key, path in self.local_paths().items()
+                   if not os.path.exists(path)]
+        return f"missing file(s): {', '.join(missing)}" if missing else None
+
+    def _module_beside(self, top):
+        folder = self._code_folder
+        return folder is not None and (os.path.isfile(os.path.join(folder, f"{top}.py"))
+                                       or os.path.isdir(os.path.join(folder, top)))
+
+    def _refusal(self):
+        folder = os.path.dirname(self._refused_by)
+        return (f"its source {self.source!r} imports and runs code, and the hub file "
+                f"{self._refused_by!r} that names it came with a label directory: build it "
+                f"only if you trust whoever wrote that file, by passing --trust-code {folder} "
+                "(Python: load_label_dir(..., trust_code=True))")
+
+    def _not_importable(self, top):
+        beside = "" if self._code_folder is None else \
+            f" nor beside its hub file ({os.path.join(self._code_folder, top + '.py')})"
+        return (f"module {top!r} of its source {self.source!r} is not installed{beside}: "
+                "install it, or put it on PYTHONPATH")
+
     def _known(self, key):
         if self._declared[key] is not None:
             return self._declared[key]
@@ -165,7 +243,9 @@ class LazyExpert:
     def _table(self, folder):
         """Name, source, declarations and arguments; paths relative to ``folder`` if given."""
         def written(key, value):
-            return os.path.relpath(value, folder) if folder and key in self._paths else value
+            # a file inside the hub file's folder travels with it; any other stays absolute
+            inside = folder and key in self._paths and _is_inside(value, folder)
+            return os.path.relpath(value, folder) if inside else value
 
         prefix, _, model_id = self.source.partition(":")
         table = {"name": self.name, "source": f"{prefix}:{written('source', model_id)}"}
@@ -234,12 +314,18 @@ class LazyExpert:
         return self
 
     def _build(self):
+        if self.imports_code and self._refused_by is not None:
+            raise ExpertError(self.name, f"was not built: {self._refusal()}")
         kwargs = self.kwargs if self._device is None else {**self.kwargs, "device": self._device}
         try:
-            model = create_expert(self.source, name=self.name, **kwargs)
+            with _importable_from(self._code_folder if self.imports_code else None):
+                model = create_expert(self.source, name=self.name, **kwargs)
         except Exception as exc:  # any failure of the adapter or the user's factory
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and self.imports_code and exc.name:
+                hint = f" ({self._not_importable(exc.name.split('.')[0])})"
             raise ExpertError(self.name, f"could not be built from {self.source!r}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{type(exc).__name__}: {exc}{hint}") from exc
         self._check_agrees(model)
         return model
 
@@ -327,6 +413,29 @@ def using_expert(expert):
             yield expert
     else:
         yield expert
+
+
+@contextlib.contextmanager
+def _importable_from(folder):
+    """Within the block, modules that are not installed are also looked for in ``folder``
+    (None: nowhere else); no bytecode is written there, so reading a folder never changes it."""
+    if folder is None:
+        yield
+        return
+    with _IMPORT_PATH_LOCK:
+        writes_bytecode = sys.dont_write_bytecode
+        sys.path.append(folder)   # last: an installed module of the same name wins
+        sys.dont_write_bytecode = True
+        try:
+            yield
+        finally:
+            sys.dont_write_bytecode = writes_bytecode
+            sys.path.remove(folder)
+
+
+def _is_inside(path, folder):
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
 
 
 def _own_fingerprint(model):

@@ -1,5 +1,6 @@
 """Step I, model labelling: pre-test experts on the SDAG (Eq. 1-3)."""
 
+from ._digest import label_dir_digest
 from ._labeldir import (
     ExpertRecordStatus,
     expert_statuses,
@@ -13,5 +14,6 @@ from ._pretest import NodeStatistics
 from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
 __all__ = ["ExpertRecordStatus", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
-           "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels", "expert_statuses",
-           "load_label_dir", "mix_successors", "read_sdag_manifest", "save_label_dir", "sdag_key"]
+           "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels",
+           "expert_statuses", "label_dir_digest", "load_label_dir", "mix_successors",
+           "read_sdag_manifest", "save_label_dir", "sdag_key"]

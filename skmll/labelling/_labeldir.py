@@ -9,18 +9,30 @@ directory everything that the second step needs, and :func:`load_label_dir` open
     DIR/sdag.json      the SDAG without images (SemanticDAG.to_manifest): node ids, edges,
                        texts, each node's image count and data key
     DIR/hub.toml       the hub file, every expert's n_outputs and fingerprint declared
+    DIR/models/        model files copied in (save_label_dir(..., bundle=True))
 
 ``ModelLabeler(sdag, cache_dir=DIR)`` keeps its records in ``DIR/labels`` already, so labelling
 into ``DIR`` and saving it writes each record once.
+
+The directory travels whole: a model file inside it is named relative to it, any other by its
+absolute path (bundle them in to share the directory with another machine). It is data: reading
+it imports no module unless the reader consents (``trust_code=True``). Its content has one
+digest (:func:`label_dir_digest`).
 """
 
 import json
+import os
+import re
+import shutil
+import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..hub import ExpertCost, LazyExpert, ModelHub, expert_fingerprint, n_heads
+from ..hub._hubfile import read_hub_file, write_hub_file
 from ..semantic_graph import SemanticDAG
 from ..utils import atomic_write_bytes
 from ._labeler import ModelLabeler
@@ -29,6 +41,8 @@ from ._store import LabelStore
 SDAG_MANIFEST = "sdag.json"
 HUB_FILE = "hub.toml"
 STORE = "labels"   # LabelStore.from_cache_dir(DIR) opens DIR/labels
+MODELS = "models"
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,9 @@ class ExpertRecordStatus:
         ``fingerprint``, so the record cannot be found without building the model.
     cost : ExpertCost or None
         What the expert costs per image, as its record stores it (None: not recorded).
+    unresolved : str or None
+        Why its model could not be built here (a missing file, code without consent), when
+        :func:`expert_statuses` was asked to ``resolve``; None otherwise.
     """
 
     expert: str
@@ -71,15 +88,18 @@ class ExpertRecordStatus:
     size: int
     status: str
     cost: ExpertCost = None
+    unresolved: str = None
 
 
-def save_label_dir(labeler, directory):
+def save_label_dir(labeler, directory, *, bundle=False):
     """Write a fitted labeler's labels, SDAG manifest and hub file into ``directory``.
 
     The directory can then be copied anywhere and opened with :func:`load_label_dir`, which
     needs neither the SDAG's images nor any expert's weights. Records already in the directory
-    are kept (a record gains the rows it lacks); the manifest and the hub file are replaced by
-    this labeler's.
+    are kept (a record gains the rows it lacks), and so are the experts of its hub file: the
+    labeler's experts are added to them, and one with the name of an expert already there but
+    another specification and fingerprint replaces it with a warning (the old one's labels
+    stay, unused). The manifest is replaced by this labeler's.
 
     Parameters
     ----------
@@ -89,6 +109,10 @@ def save_label_dir(labeler, directory):
     directory : path
         The label directory; ``ModelLabeler(..., cache_dir=directory)`` has written its records
         there already, and any other labeler's are merged into it.
+    bundle : bool, default=False
+        Copy every model file an expert names from outside the directory into
+        ``directory/models/<expert>/`` and name it there, so the directory is complete
+        wherever it is copied. Without it, files outside are named by their absolute path.
 
     Returns
     -------
@@ -154,14 +178,66 @@ def save_label_dir(labeler, directory):
         if not store.merge(key, rows, expert=expert, cost=labeler.costs_.get(expert.name)):
             raise OSError(f"could not write the labels of expert {expert.name!r} into "
                           f"{store.records}")
-    hub.to_toml(directory / HUB_FILE, declare_missing=True)
+    if bundle:
+        hub = ModelHub([_bundled(expert, directory / MODELS) for expert in hub])
+    write_hub_file(_merged_hub(directory / HUB_FILE, hub), directory / HUB_FILE)
     # the manifest last: a directory with one has every record it describes
     atomic_write_bytes(directory / SDAG_MANIFEST,
                        json.dumps(sdag.to_manifest(), indent=1).encode("utf-8"))
     return directory
 
 
-def load_label_dir(directory, *, hub=None, delta=1.0, verbose=0):
+def _bundled(expert, models):
+    """``expert`` naming copies, inside ``models``, of the files it names outside its parent."""
+    directory = os.path.realpath(models.parent)
+    outside = {key: path for key, path in expert.local_paths().items()
+               if os.path.commonpath([os.path.realpath(path), directory]) != directory}
+    if not outside:
+        return expert
+    folder = models / (_UNSAFE_IN_NAMES.sub("_", expert.name).strip("._") or "expert")
+    copied = {key: _copy_in(Path(path), folder) for key, path in outside.items()}
+    return expert.relocated(copied)
+
+
+def _copy_in(source, folder):
+    """Copy the file or folder ``source`` into ``folder`` (replacing one of its name) through
+    a temporary name, so an interrupted copy never stands where a model is expected."""
+    if not source.exists():
+        raise FileNotFoundError(f"model file {str(source)!r} does not exist, so it cannot be "
+                                "bundled")
+    target = folder / source.name
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{source.name}.{secrets.token_hex(8)}.tmp"
+    if source.is_dir():
+        shutil.copytree(source, temporary)
+        if target.exists():
+            shutil.rmtree(target)
+    else:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+    return target
+
+
+def _merged_hub(path, hub):
+    """The hub file's experts at ``path`` (if any), those named in ``hub`` replaced by hub's."""
+    if not path.is_file():
+        return hub
+    merged = ModelHub()
+    for old in read_hub_file(path, trust_code=False):   # read only: nothing is imported
+        if old.name not in hub.names:
+            merged.add(old)
+        elif old.spec != hub[old.name].spec \
+                and old.declared("fingerprint") != hub[old.name].fingerprint:
+            warnings.warn(f"expert {old.name!r} of {path} is replaced by another expert of that "
+                          f"name ({old.source!r} by {hub[old.name].source!r}); the labels of "
+                          "the one replaced stay in the directory, unused", UserWarning,
+                          stacklevel=3)
+    for expert in hub:
+        merged.add(expert)
+    return merged
+
+
+def load_label_dir(directory, *, hub=None, delta=1.0, trust_code=False, verbose=0):
     """Open a label directory as a fitted :class:`ModelLabeler`: no image read, no model built.
 
     The labeler's ``sdag`` is the directory's manifest (:meth:`SemanticDAG.from_manifest`: node
@@ -177,9 +253,17 @@ def load_label_dir(directory, *, hub=None, delta=1.0, verbose=0):
     hub : path, ModelHub or None, default=None
         The experts, when they are not the directory's own hub file: e.g. this machine's hub
         file, whose weights paths are local. Every expert must have labels in the directory
-        (found by its declared fingerprint, whatever its name).
+        (found by its declared fingerprint, whatever its name). A hub file given here is the
+        caller's own: its experts may import code.
     delta : float, default=1.0
         Eq. 2 mixing weight (see :class:`ModelLabeler`); stored sums serve every delta.
+    trust_code : bool, default=False
+        Whether the directory's own hub file may import and run code when an expert is built
+        (a ``torch:package.module:factory`` source, which may name any callable, or a module
+        beside the hub file). Without it such an expert refuses to build (``predict``), naming
+        itself and this argument; labels, selection and data-only sources (ONNX, safetensors
+        or ``weights_only`` torch weights, timm, Hugging Face) work either way. Pass True only
+        for a directory whose author you trust, as with transformers' ``trust_remote_code``.
     verbose : int, default=0
 
     Returns
@@ -202,7 +286,7 @@ def load_label_dir(directory, *, hub=None, delta=1.0, verbose=0):
     """
     directory = Path(directory)
     sdag = read_sdag_manifest(directory)
-    hub = open_hub(directory, hub)
+    hub = open_hub(directory, hub, trust_code=trust_code)
     statuses = expert_statuses(directory, sdag, hub)
     for status in statuses:
         _raise_unless_complete(directory, status)
@@ -237,17 +321,18 @@ def read_sdag_manifest(directory):
         raise ValueError(f"{path}: {exc}") from None
 
 
-def open_hub(directory, hub=None):
-    """The hub: ``hub`` itself (a ModelHub), the hub file at ``hub``, or the directory's own."""
+def open_hub(directory, hub=None, *, trust_code=False):
+    """The hub: ``hub`` itself (a ModelHub), the hub file at ``hub`` (the caller's own, so its
+    code may run), or the directory's own (whose code runs only when ``trust_code``)."""
     if isinstance(hub, ModelHub):
         return hub
     path = Path(directory) / HUB_FILE if hub is None else Path(hub)
     if not path.is_file():
         raise FileNotFoundError(f"hub file {str(path)!r} does not exist")
-    return ModelHub.from_toml(path)
+    return read_hub_file(path, trust_code=trust_code or hub is not None)
 
 
-def expert_statuses(directory, sdag, hub):
+def expert_statuses(directory, sdag, hub, *, resolve=False):
     """What the label directory holds of each expert's labels on ``sdag``; builds no model.
 
     Parameters
@@ -256,6 +341,9 @@ def expert_statuses(directory, sdag, hub):
     sdag : SemanticDAG
         Usually :func:`read_sdag_manifest` of ``directory``.
     hub : ModelHub
+    resolve : bool, default=False
+        Also find whether each expert's model could be built here (its files exist, its code
+        may run and is importable: :meth:`LazyExpert.unresolved`), still without building it.
 
     Returns
     -------
@@ -266,17 +354,18 @@ def expert_statuses(directory, sdag, hub):
     sizes = {info.key: info.size for info in store.scan()}
     needed = {sdag.node_data_hash(sdag.node_ids[n]): sdag.node_ids[n]
               for n in np.flatnonzero(sdag.n_images > 0)}
-    return [_expert_status(store, sizes, needed, expert) for expert in hub]
+    return [_expert_status(store, sizes, needed, expert, resolve) for expert in hub]
 
 
-def _expert_status(store, sizes, needed, expert):
+def _expert_status(store, sizes, needed, expert, resolve):
     declared = getattr(expert, "declared", None)
     if declared is not None:   # a specification: only what it declares, never a build
         n_outputs, fingerprint = declared("n_outputs"), declared("fingerprint")
     else:
         n_outputs, fingerprint = expert.n_outputs, getattr(expert, "fingerprint", None)
+    unresolved = expert.unresolved() if resolve and isinstance(expert, LazyExpert) else None
     described = dict(expert=expert.name, source=getattr(expert, "source", None),
-                     n_outputs=n_outputs, fingerprint=fingerprint)
+                     n_outputs=n_outputs, fingerprint=fingerprint, unresolved=unresolved)
     if n_outputs is None or not isinstance(fingerprint, str):
         return ExpertRecordStatus(**described, key=None, n_labelled=0,
                                   missing_nodes=tuple(needed.values()), size=0,
@@ -295,7 +384,8 @@ def _raise_unless_complete(directory, status):
     if status.status == "undeclared":
         raise ValueError(f"expert {status.expert!r} does not declare n_outputs and fingerprint, "
                          f"so its labels in the {where} cannot be found without building it: "
-                         "write its hub file with hub.to_toml(path, declare_missing=True)")
+                         "declare them in its hub file with 'skmll hub declare HUB.toml' "
+                         "(Python: hub.to_toml(path, declare_missing=True))")
     if status.status == "missing":
         raise ValueError(f"the {where} holds no labels of expert {status.expert!r} "
                          f"(fingerprint {status.fingerprint!r}): label it into this directory "

@@ -1,6 +1,7 @@
 """The paper's Table 1: MLL, CLIP alone and MLL patched by CLIP on each evaluation task."""
 
 import csv
+import io
 import math
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from .._classifier import MLLZeroShotClassifier
 from ..hub import ModelHub, as_image_batch
 from ..labelling import ModelLabeler, load_label_dir, save_label_dir
 from ..metrics import zero_shot_report
+from ..utils import atomic_write_bytes
 from ._hub import paper_hub_file
 
 METHODS = ("MLL", "CLIP", "MLL+CLIP")
@@ -197,11 +199,12 @@ def format_table(rows):
 
 
 def write_table(rows, out_dir):
-    """Write ``rows`` to ``out_dir/table1.csv`` (fractions) and ``out_dir/table1.md``."""
+    """Write ``rows`` to ``out_dir/table1.csv`` (fractions) and ``out_dir/table1.md``, each
+    atomically (a failed write leaves the previous file whole)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "table1.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out_dir / "table1.md").write_text(format_table(rows) + "\n", encoding="utf-8")
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out_dir / "table1.csv", buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(out_dir / "table1.md", (format_table(rows) + "\n").encode("utf-8"))

@@ -103,7 +103,8 @@ def test_walk_through_label_copy_search_predict(world, tmp_path):
         assert all(c["experts"][0]["name"] == "colour" for c in report["classes"])
         assert report["coverage"] == 1.0
 
-        predicted = skmll("predict", "--labels", copy, "--k", "1", "--classes", "cat", "dog",
+        predicted = skmll("predict", "--labels", copy, "--trust-code", copy, "--k", "1",
+                          "--classes", "cat", "dog",
                           "sandal", "--out", tmp_path / "predictions.csv", "--",
                           world / "photos", build_log=log, cwd=tmp_path)
         assert predicted.returncode == 0, predicted.stderr
@@ -114,8 +115,8 @@ def test_walk_through_label_copy_search_predict(world, tmp_path):
             assert row["prediction"] == EXPECTED[Path(row["image"]).stem]
             assert sum(float(row[c]) for c in ("cat", "dog", "sandal")) == pytest.approx(1)
 
-        info = skmll("info", "--labels", copy, "--verify", "--format", "json", build_log=log,
-                     cwd=tmp_path)
+        info = skmll("info", "--labels", copy, "--trust-code", copy, "--verify", "--format",
+                     "json", build_log=log, cwd=tmp_path)
         assert info.returncode == 0, info.stderr
         described = json.loads(info.stdout)
         assert described["status"] == "ok" and described["records"]["n_records"] == 3
@@ -146,7 +147,8 @@ def test_labelling_again_runs_nothing_and_reports_json(world, label_dir, capsys)
 
 
 def test_predict_output_is_the_classifiers_in_csv_and_json(world, label_dir, capsys):
-    flags = ["--labels", label_dir, "--k", "2", "--reuse", "entropy", "--no-cache"]
+    flags = ["--labels", label_dir, "--trust-code", label_dir, "--k", "2", "--reuse", "entropy",
+             "--no-cache"]
     photos = sorted(str(p) for p in (world / "photos").iterdir())
     code, out, err = run_main(capsys, "predict", *photos, *flags, "--classes", "sandal", "cat",
                               "--format", "json")
@@ -157,7 +159,8 @@ def test_predict_output_is_the_classifiers_in_csv_and_json(world, label_dir, cap
     assert code == 0, err
     as_csv = list(csv.reader(io.StringIO(out)))
 
-    expected = MLLZeroShotClassifier(["sandal", "cat"], load_label_dir(label_dir), k=2,
+    expected = MLLZeroShotClassifier(["sandal", "cat"], load_label_dir(label_dir, trust_code=True),
+                                     k=2,
                                      reuse="entropy", cache_dir=False).fit()
     proba = expected.predict_proba(photos)
     assert as_csv[0] == ["image", "prediction", "cat", "sandal"]   # classes_ order

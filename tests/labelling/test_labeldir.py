@@ -80,7 +80,7 @@ def test_a_saved_directory_opens_with_the_same_labels_and_builds_nothing(
     save_label_dir(labeler, tmp_path / "labels")
     built = builds(tmp_path / "builds.log")
 
-    opened = load_label_dir(tmp_path / "labels", delta=0.5)
+    opened = load_label_dir(tmp_path / "labels", delta=0.5, trust_code=True)
     assert builds(tmp_path / "builds.log") == built          # no model built to open it
     assert opened.hub_.names == ["rgb", "blue-or-not"]
     assert not any(expert.is_loaded for expert in opened.hub_)
