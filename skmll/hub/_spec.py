@@ -202,17 +202,26 @@ class LazyExpert:
         if self.imports_code:
             if self._refused_by is not None:
                 return self._refusal()
-            top = self.source.partition(":")[2].partition(":")[0].split(".")[0]
-            if not self._module_beside(top) and importlib.util.find_spec(top) is None:
-                return self._not_importable(top)
+            missing = self._missing_module()
+            if missing is not None:
+                return missing
         missing = [f"{key}={path!r}" for key, path in self.local_paths().items()
                    if not os.path.exists(path)]
         return f"missing file(s): {', '.join(missing)}" if missing else None
 
-    def _module_beside(self, top):
+    def _missing_module(self):
+        """Why the top-level module of a code source cannot be found, or None if it can."""
+        top = self.source.partition(":")[2].partition(":")[0].split(".")[0]
         folder = self._code_folder
-        return folder is not None and (os.path.isfile(os.path.join(folder, f"{top}.py"))
-                                       or os.path.isdir(os.path.join(folder, top)))
+        if folder is not None and (os.path.isfile(os.path.join(folder, f"{top}.py"))
+                                   or os.path.isdir(os.path.join(folder, top))):
+            return None
+        if importlib.util.find_spec(top) is not None:
+            return None
+        beside = "" if folder is None else \
+            f" nor beside its hub file ({os.path.join(folder, top + '.py')})"
+        return (f"module {top!r} of its source {self.source!r} is not installed{beside}: "
+                "install it, or put it on PYTHONPATH")
 
     def _refusal(self):
         folder = os.path.dirname(self._refused_by)
@@ -220,12 +229,6 @@ class LazyExpert:
                 f"{self._refused_by!r} that names it came with a label directory: build it "
                 f"only if you trust whoever wrote that file, by passing --trust-code {folder} "
                 "(Python: load_label_dir(..., trust_code=True))")
-
-    def _not_importable(self, top):
-        beside = "" if self._code_folder is None else \
-            f" nor beside its hub file ({os.path.join(self._code_folder, top + '.py')})"
-        return (f"module {top!r} of its source {self.source!r} is not installed{beside}: "
-                "install it, or put it on PYTHONPATH")
 
     def _known(self, key):
         if self._declared[key] is not None:
@@ -321,9 +324,9 @@ class LazyExpert:
             with _importable_from(self._code_folder if self.imports_code else None):
                 model = create_expert(self.source, name=self.name, **kwargs)
         except Exception as exc:  # any failure of the adapter or the user's factory
-            hint = ""
-            if isinstance(exc, ModuleNotFoundError) and self.imports_code and exc.name:
-                hint = f" ({self._not_importable(exc.name.split('.')[0])})"
+            missing = self._missing_module() if isinstance(exc, ImportError) \
+                and self.imports_code else None
+            hint = "" if missing is None else f" ({missing})"
             raise ExpertError(self.name, f"could not be built from {self.source!r}: "
                               f"{type(exc).__name__}: {exc}{hint}") from exc
         self._check_agrees(model)
