@@ -262,9 +262,10 @@ class ModelHub(Sequence):
         """Write the hub's specifications to a hub file that :meth:`from_toml` reads back.
 
         Every expert must be a :class:`LazyExpert` (a live model object has no specification to
-        write). Local paths are written relative to the file's folder. What each expert
-        declares, or has found out by being loaded (``n_outputs``, ``fingerprint``,
-        ``head_names``), is written, so the file's next reader needs no weights for them.
+        write). Local paths inside the file's folder are written relative to it, others stay
+        absolute. What each expert declares, or has found out by being loaded (``n_outputs``,
+        ``fingerprint``, ``head_names``), is written, so the file's next reader needs no
+        weights for them.
 
         Parameters
         ----------

@@ -75,16 +75,6 @@ class LazyExpert:
         The folder relative paths are resolved against; the current directory when None. A hub
         file passes its own folder.
 
-    Notes
-    -----
-    A source that imports code (``"torch:package.module:factory"``, which may name anything
-    importable, ``torch.hub.load`` included) runs that code when the model is built. A hub file
-    read from a label directory someone handed over (:func:`~skmll.labelling.load_label_dir`)
-    refuses to build such an expert unless its reader consented (``trust_code=True``, the
-    command line's ``--trust-code DIR``), as transformers' ``trust_remote_code`` does; sources
-    that load data only (ONNX, safetensors or ``weights_only`` torch weights, timm, Hugging Face
-    without remote code) need no consent. With consent, and for a hub file of one's own, a
-    module beside the hub file is importable when no installed module has its name.
     **kwargs
         The adapter's keyword arguments (those its ``from_source`` and constructor take; an
         unknown one raises here, not when the model is first built).
@@ -95,6 +85,17 @@ class LazyExpert:
         At construction, for an unknown or empty source, an unknown argument or a malformed
         declaration. :class:`ExpertError` when the model is built, if it cannot be built or
         disagrees with what is declared (``n_outputs``, ``fingerprint``, ``head_names``' count).
+
+    Notes
+    -----
+    A source that imports code (``"torch:package.module:factory"``, which may name anything
+    importable, ``torch.hub.load`` included) runs that code when the model is built. A hub file
+    read from a label directory someone handed over (:func:`~skmll.labelling.load_label_dir`)
+    refuses to build such an expert unless its reader consented (``trust_code=True``, the
+    command line's ``--trust-code DIR``), as transformers' ``trust_remote_code`` does; sources
+    that load data only (ONNX, safetensors or ``weights_only`` torch weights, timm, Hugging Face
+    without remote code) need no consent. With consent, and for a hub file of one's own, a
+    module beside the hub file is importable when no installed module has its name.
 
     Examples
     --------
@@ -427,13 +428,16 @@ def _importable_from(folder):
         return
     with _IMPORT_PATH_LOCK:
         writes_bytecode = sys.dont_write_bytecode
-        sys.path.append(folder)   # last: an installed module of the same name wins
+        added = folder not in sys.path
+        if added:
+            sys.path.append(folder)   # last: an installed module of the same name wins
         sys.dont_write_bytecode = True
         try:
             yield
         finally:
             sys.dont_write_bytecode = writes_bytecode
-            sys.path.remove(folder)
+            if added:
+                sys.path.remove(folder)
 
 
 def _is_inside(path, folder):

@@ -20,11 +20,12 @@ it imports no module unless the reader consents (``trust_code=True``). Its conte
 digest (:func:`label_dir_digest`).
 """
 
+import hashlib
 import json
 import os
 import re
-import shutil
 import secrets
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,9 +195,18 @@ def _bundled(expert, models):
                if os.path.commonpath([os.path.realpath(path), directory]) != directory}
     if not outside:
         return expert
-    folder = models / (_UNSAFE_IN_NAMES.sub("_", expert.name).strip("._") or "expert")
-    copied = {key: _copy_in(Path(path), folder) for key, path in outside.items()}
+    copied = {key: _copy_in(Path(path), models / _folder_name(expert.name))
+              for key, path in outside.items()}
     return expert.relocated(copied)
+
+
+def _folder_name(name):
+    """A folder name for the expert ``name``: itself when it is a plain name, else a plain
+    version of it with a hash of it (so two experts never share a folder)."""
+    plain = _UNSAFE_IN_NAMES.sub("_", name).strip("._")
+    if plain == name:
+        return name
+    return f"{plain or 'expert'}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _copy_in(source, folder):

@@ -131,3 +131,26 @@ def test_a_directory_lacking_labels_is_refused(fruit_sdag, fruit_images, tmp_pat
     with pytest.raises(ValueError, match="lacks the labels of expert 'rgb' for 1 of the SDAG's "
                                          "3 nodes with images \\('lemon.n.01'\\)"):
         load_label_dir(partial)
+
+
+def test_a_bundled_hugging_face_folder_travels_with_the_directory(fruit_sdag, fruit_images,
+                                                                  tmp_path):
+    pytest.importorskip("transformers")
+    from ..hub.test_hf_expert import save_vit
+
+    save_vit(tmp_path / "vit-fruit", seed=11)
+    expert = LazyExpert(f"hf:{tmp_path / 'vit-fruit'}", name="vit")
+    labeler = ModelLabeler(fruit_sdag, cache_dir=False, verbose=0).fit(ModelHub([expert]))
+    save_label_dir(labeler, tmp_path / "labels", bundle=True)
+    bundled = tmp_path / "labels" / "models" / "vit" / "vit-fruit"
+    assert sorted(p.name for p in bundled.iterdir()) == sorted(
+        p.name for p in (tmp_path / "vit-fruit").iterdir())
+    assert 'source = "hf:models/vit/vit-fruit"' in (tmp_path / "labels" / "hub.toml").read_text()
+
+    images = np.concatenate([fruit_images["banana.n.02"], fruit_images["plum.n.02"]])
+    expected = expert.logits(images)
+    shutil.copytree(tmp_path / "labels", tmp_path / "away")
+    shutil.rmtree(tmp_path / "labels")
+    shutil.rmtree(tmp_path / "vit-fruit")
+    opened = load_label_dir(tmp_path / "away")          # HF without remote code: no consent
+    np.testing.assert_allclose(opened.hub_["vit"].logits(images), expected, rtol=1e-5)
