@@ -223,25 +223,29 @@ def test_the_digest_is_printed_travels_and_catches_deliberate_edits(world, tmp_p
     assert code == 2 and "64 hex digits" in err
 
 
-def _code_directory(world, tmp_path, capsys, source, extra=""):
+def _code_directory(world, tmp_path, capsys, source, arguments):
     """A label directory whose hub file names a code source (its labels copied from the
-    ONNX expert's, its fingerprint declared: nothing needs building until predict)."""
+    ONNX expert's, its fingerprint declared: nothing needs building until predict), and a
+    ``hubconf.py`` that would leave a PWNED file if it ever ran."""
     labels = tmp_path / "labels"
     label(capsys, world, labels)
+    (labels / "hubconf.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').close()\n"
+                                       "def m():\n    pass\n")
     text = (labels / "hub.toml").read_text()
     source_line = next(line for line in text.splitlines() if line.startswith("source"))
-    (labels / "hub.toml").write_text(text.replace(source_line, f'source = "{source}"{extra}'))
+    (labels / "hub.toml").write_text(text.replace(
+        source_line, f'source = "{source}"\nfactory_kwargs = {arguments.format(labels=labels)}'))
     return labels
 
 
-@pytest.mark.parametrize("source, extra", [
-    ("torch:os:system", '\nfactory_kwargs = {command = "touch PWNED"}'),
-    ("torch:torch.hub:load", '\nfactory_kwargs = {repo_or_dir = ".", model = "m", '
-                             'source = "local", trust_repo = true}'),
+@pytest.mark.parametrize("source, arguments", [
+    ("torch:os:system", '{{command = "touch PWNED"}}'),
+    ("torch:torch.hub:load", '{{repo_or_dir = "{labels}", model = "m", source = "local", '
+                             'trust_repo = true}}'),
 ])
 def test_code_named_by_a_directory_runs_only_with_consent(world, tmp_path, capsys, monkeypatch,
-                                                         source, extra):
-    labels = _code_directory(world, tmp_path, capsys, source, extra)
+                                                         source, arguments):
+    labels = _code_directory(world, tmp_path, capsys, source, arguments)
     monkeypatch.chdir(tmp_path)
     code, out, _ = cli(capsys, "search", "--labels", labels, "--no-cache", "tomato")
     assert code == 0 and "rgb" in out                  # labels need no consent
@@ -255,6 +259,9 @@ def test_code_named_by_a_directory_runs_only_with_consent(world, tmp_path, capsy
                        "--classes", "tomato", "--", world / "photos")
     assert code == 2 and "consent names the directory" in err
     assert not (tmp_path / "PWNED").exists()
+    # with consent the same entry does run (and then fails: it returns no model)
+    code, err = predictions(capsys, labels, world, "--trust-code", labels)
+    assert code == 1 and (tmp_path / "PWNED").exists()
 
 
 def test_a_module_beside_the_hub_file_imports_only_with_consent(world, tmp_path, capsys):
