@@ -7,9 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from .._classifier import MLLZeroShotClassifier
-from ..labelling import load_label_dir
-
 
 class UsageError(Exception):
     """The command line itself is wrong (a flag, a value, a path that names nothing): exit 2."""
@@ -85,6 +82,9 @@ def add_selection_flags(parser):
 def fitted_classifier(args, classes, *, on_uncovered):
     """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
     model."""
+    from .._classifier import MLLZeroShotClassifier   # here: 'skmll --help' imports no torch
+    from ..labelling import load_label_dir
+
     labeler = load_label_dir(args.labels, hub=args.hub, delta=args.delta)
     classifier = MLLZeroShotClassifier(
         classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,

@@ -16,7 +16,7 @@ head_names). Reads the label directory only: no model is loaded."""
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "explain", parents=parents, help="explain which experts and heads serve each class",
+        "explain", parents=parents,
         description="Explain the selection for a task: nodes, experts, heads, coverage.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")

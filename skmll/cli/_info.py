@@ -23,7 +23,7 @@ record) is ok. Loads no model."""
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "info", parents=parents, help="what a label directory holds (loads no model)",
+        "info", parents=parents,
         description="Describe a label directory: SDAG, experts, records, sizes, status.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_label_dir_flags(parser)

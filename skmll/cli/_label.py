@@ -27,7 +27,7 @@ what is new (experts, nodes)."""
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "label", parents=parents, help="label a hub on a folder of synset images",
+        "label", parents=parents,
         description="Pre-test every expert of a hub file on the images of a synset folder "
                     "and write the label directory.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)

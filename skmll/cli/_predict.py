@@ -33,7 +33,7 @@ _FIXED_COLUMNS = ("image", "prediction")
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "predict", parents=parents, help="classify images (builds only the selected experts)",
+        "predict", parents=parents,
         description="Classify image files zero-shot for the given class names.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", metavar="IMAGE", nargs="+",

@@ -21,7 +21,7 @@ listed as uncovered; the exit code is 1 when no class is covered."""
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "search", parents=parents, help="match classes to nodes and experts (loads no model)",
+        "search", parents=parents,
         description="Match class names to SDAG nodes and select the experts that would serve "
                     "them, from the label directory alone.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
