@@ -5,7 +5,10 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
+
+from ._reasons import SERVE_HINT, UncoveredError, uncovered_message, uncovered_reasons
 
 
 class UsageError(Exception):
@@ -71,6 +74,11 @@ def add_selection_flags(parser):
                        help="class-node pairs less similar stay unmatched (default 0.0)")
     group.add_argument("--reuse", choices=["profile", "entropy"], default="profile",
                        help="how selected experts' outputs are combined (default profile)")
+    group.add_argument("--max-cost", type=non_negative, default=None,
+                       help="budget per image of the experts run, in --cost-unit (default: "
+                            "none)")
+    group.add_argument("--cost-unit", choices=["gflops", "ms"], default="gflops",
+                       help="what --max-cost counts (default gflops)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", metavar="PATH", default=None,
                        help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
@@ -79,18 +87,58 @@ def add_selection_flags(parser):
                        help="cache no text embedding")
 
 
+def add_device_flag(parser, what):
+    parser.add_argument("--device", metavar="DEVICE", default=None,
+                        help=f"where {what} run: cpu, cuda, cuda:1, ... (default: where each "
+                             "expert's hub-file table says, the CPU unless it names a device)")
+
+
 def fitted_classifier(args, classes, *, on_uncovered):
     """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
-    model."""
+    expert (the general model, when one is named, is built).
+
+    Raises
+    ------
+    UncoveredError
+        When no class is served (by an expert or the general model), or some class is not and
+        ``on_uncovered="raise"``: one line with every such class's reason and the flags to use.
+    """
+    stage(args, "loading skmll")
     from .._classifier import MLLZeroShotClassifier   # here: 'skmll --help' imports no torch
     from ..labelling import load_label_dir
+    from ._general import build_general_model
 
+    stage(args, f"reading the label directory {args.labels}")
     labeler = load_label_dir(args.labels, hub=args.hub, delta=args.delta)
+    if args.general_model is not None:
+        stage(args, "building the general model {}:{}".format(*args.general_model))
+    general_model = build_general_model(args, labeler.hub_)
     classifier = MLLZeroShotClassifier(
-        classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,
-        reuse=args.reuse, on_uncovered=on_uncovered, cache_dir=args.cache_dir,
-        verbose=args.verbose)
-    return classifier.fit()
+        classes, labeler, k=args.k, beta=args.beta, max_cost=args.max_cost,
+        cost_unit=args.cost_unit, min_similarity=args.min_similarity, reuse=args.reuse,
+        general_model=general_model, on_uncovered="drop", cache_dir=args.cache_dir,
+        device=args.device, verbose=args.verbose)
+    stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
+                f"(text encoder) and selecting among {len(labeler.hub_)} experts")
+    try:
+        classifier.fit()
+    except ValueError:
+        if getattr(classifier, "experts_", None) is None or any(classifier.experts_.values()):
+            raise   # not the "no class is covered" of a fit that matched and selected
+        reasons = uncovered_reasons(classifier, args)
+        raise UncoveredError(uncovered_message(reasons, len(classes), SERVE_HINT)) from None
+    if on_uncovered == "raise" and classifier.dropped_classes_:
+        reasons = uncovered_reasons(classifier, args)
+        raise UncoveredError(uncovered_message(
+            reasons, len(classes), f"{SERVE_HINT}, or --on-uncovered drop to leave them out"))
+    return classifier
+
+
+def stage(args, what):
+    """Say on stderr what the command is doing now, when progress is shown (``-v``, a
+    terminal): the steps before the first progress bar take seconds."""
+    if args.verbose:
+        print(f"skmll {args.command}: {what} ...", file=sys.stderr, flush=True)
 
 
 def as_json(document):
