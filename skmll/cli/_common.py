@@ -117,7 +117,10 @@ def fitted_classifier(args, classes, *, on_uncovered):
         classes, labeler, k=args.k, beta=args.beta, max_cost=args.max_cost,
         cost_unit=args.cost_unit, min_similarity=args.min_similarity, reuse=args.reuse,
         general_model=general_model, on_uncovered="drop", cache_dir=args.cache_dir,
-        device=args.device, verbose=args.verbose)
+        device=args.device, verbose=args.verbose,
+        # the patch calibration runs the general model on the SDAG's images, which a label
+        # directory does not hold: the general model's share is taken as it is (the paper's rule)
+        patch_calibration=None)
     stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
                 f"(text encoder) and selecting among {len(labeler.hub_)} experts")
     try:

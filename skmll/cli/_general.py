@@ -12,7 +12,8 @@ general model for the classes no expert serves: conse:EXPERT (ConSE over EXPERT,
 expert of the hub whose head_names are declared, or an ImageNet-1k classifier with 1000
 outputs), open_clip:ARCH (an open_clip architecture with --general-weights FILE, or
 open_clip:hf-hub:ORG/REPO / open_clip:local-dir:PATH), transformers:PATH (a folder holding a
-CLIPModel with its tokenizer and image processor) (default: none)"""
+CLIPModel with its tokenizer and image processor) (default: none). Its share of each image
+is taken as it is, the paper's rule: a label directory holds no images to calibrate it on"""
 
 
 def general_model_spec(text):
@@ -65,6 +66,8 @@ def _conse(name, hub, device):
     expert = hub[name]
     if device is not None:
         expert.to(device)
+    if getattr(expert, "head_names", None) is None and getattr(expert, "loads_on_demand", False):
+        expert.load()   # the names its model reports (ConSE runs it anyway)
     head_names = getattr(expert, "head_names", None)
     if head_names is not None:
         return ConSE(expert, head_names)
