@@ -1,6 +1,8 @@
 """Fitted scikit-learn classifiers on image pixels as experts, read from skops files."""
 
+import io
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +90,12 @@ class SklearnExpert(ModelFileMixin, BaseExpert):
     def _rebuild(self):
         import skops.io
 
+        if not zipfile.is_zipfile(io.BytesIO(self._model_bytes)):
+            raise ValueError(f"{self._path_name} is not a skops file (the zip archive "
+                             "skops.io.dump writes); pickle files are never read")
         untrusted = skops.io.get_untrusted_types(data=self._model_bytes)
         if untrusted:
-            raise ExpertError(f"{self._path_name}: refused, it names types that skops does not "
+            raise ExpertError(self.name, f"{self._path_name} refused: it names types that skops does not "
                               f"trust by default: {untrusted} (skmll runs no code from a model "
                               "file; save a model made of scikit-learn, NumPy and SciPy types)")
         return skops.io.loads(self._model_bytes)
