@@ -23,7 +23,7 @@ from skmll.cli import main
 from skmll.hub import ModelHub
 from skmll.labelling import load_label_dir
 
-from ..reuse.test_general import tiny_transformers_clip  # noqa: F401 (a fixture)
+from ..reuse.test_general import tiny_open_clip, tiny_transformers_clip  # noqa: F401 (fixtures)
 
 skops_io = pytest.importorskip("skops.io")
 
@@ -182,6 +182,28 @@ def test_general_model_clip_from_a_transformers_folder(world, labels, capsys,
                                    patch_calibration=None).fit()
     got = [[row["probabilities"][c] for c in python.classes_] for row in json.loads(out)]
     np.testing.assert_allclose(got, python.predict_proba(photos), rtol=1e-5)
+
+
+def test_general_model_open_clip_architecture_with_a_weights_file(world, labels, capsys,
+                                                                  tiny_open_clip):
+    from skmll import CLIPZeroShot
+
+    checkpoint = tiny_open_clip[2]    # its architecture "skmll-tiny-clip" is registered
+    photos = sorted(str(p) for p in (world / "photos").iterdir())
+    flags = ["--labels", labels, "--no-cache", "--classes", "zebra", "violin", "--format", "json"]
+    code, out, err = run_main(capsys, "predict", *flags, "--general-model",
+                              "open_clip:skmll-tiny-clip", "--general-weights", checkpoint, "--",
+                              *photos)
+    assert code == 0, err
+    python = MLLZeroShotClassifier(
+        ["zebra", "violin"], load_label_dir(labels), cache_dir=False, patch_calibration=None,
+        general_model=CLIPZeroShot.from_open_clip("skmll-tiny-clip", checkpoint_path=checkpoint)
+    ).fit()
+    got = [[row["probabilities"][c] for c in python.classes_] for row in json.loads(out)]
+    np.testing.assert_allclose(got, python.predict_proba(photos), rtol=1e-5)
+    code, _, err = run_main(capsys, "predict", *flags, "--general-weights", checkpoint, "--",
+                            *photos)
+    assert code == 2 and "--general-weights needs --general-model open_clip:ARCH" in err
 
 
 def test_skip_bad_images_reports_them_and_predicts_the_rest(world, labels, capsys, tmp_path):
