@@ -1,8 +1,8 @@
 """How long ``skmll --version`` and ``skmll --help`` take, against a baseline checkout.
 
 Each command runs as ``python -m skmll ...`` in a fresh process with ``PYTHONPATH`` set to this
-checkout, then to the baseline's (an older checkout, e.g. ``git archive <commit> | tar -x -C ../old``),
-interleaved, ``--repeats`` times; the medians of wall time are printed with
+checkout, then to the baseline's (an older checkout, e.g. from
+``git archive <commit> | tar -x -C ../old``), interleaved, ``--repeats`` times; the medians of wall time are printed with
 ``ratio = baseline / this`` (the goal: the command answers without importing torch or
 scikit-learn, so well under a second). ``--imports`` also lists which of torch, sklearn and
 numpy each side's ``--version`` imports (``python -X importtime``).

@@ -71,7 +71,8 @@ def test_the_word_list_catches_what_it_names():
                (REPO / "doc" / "w.md", "## Decisions (see ../shared/DESIGN.md)"),
                (REPO / "doc" / "v.md", "this session's helper")]
     assert len(misplaced_words(samples)) == 7   # DESIGN twice
-    clean = [(REPO / "doc" / "u.md", "A re-issued warning; an onnxruntime session; no/such/root/x.")]
+    clean = [(REPO / "doc" / "u.md",
+              "A re-issued warning; an onnxruntime session; no/such/root/x.")]
     assert misplaced_words(clean) == []
 
 

@@ -95,9 +95,10 @@ class SklearnExpert(ModelFileMixin, BaseExpert):
                              "skops.io.dump writes); pickle files are never read")
         untrusted = skops.io.get_untrusted_types(data=self._model_bytes)
         if untrusted:
-            raise ExpertError(self.name, f"{self._path_name} refused: it names types that skops does not "
-                              f"trust by default: {untrusted} (skmll runs no code from a model "
-                              "file; save a model made of scikit-learn, NumPy and SciPy types)")
+            raise ExpertError(self.name, f"{self._path_name} refused: it names types that skops "
+                              f"does not trust by default: {untrusted} (skmll runs no code from "
+                              "a model file; save a model made of scikit-learn, NumPy and SciPy "
+                              "types)")
         return skops.io.loads(self._model_bytes)
 
     def _check_features(self):

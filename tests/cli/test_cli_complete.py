@@ -216,8 +216,8 @@ def test_skip_bad_images_reports_them_and_predicts_the_rest(world, labels, capsy
 
     code, out, err = run_main(capsys, "predict", *flags, "--", *given)
     assert code == 1 and "broken.png" in err and out == ""
-    code, skipped_out, err = run_main(capsys, "predict", *flags, "--skip-bad-images", "--batch-size",
-                                      "3", "--", *given)
+    code, skipped_out, err = run_main(capsys, "predict", *flags, "--skip-bad-images",
+                                      "--batch-size", "3", "--", *given)
     assert code == 0, err
     assert "skipped 2 of 6" in err and f"{broken}:" in err and f"{truncated}:" in err
     code, clean_out, _ = run_main(capsys, "predict", *flags, "--", *photos)
