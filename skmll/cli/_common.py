@@ -123,10 +123,17 @@ def fitted_classifier(args, classes, *, on_uncovered):
         patch_calibration=None)
     stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
                 f"(text encoder) and selecting among {len(labeler.hub_)} experts")
+    return _fit_serving(classifier, args, on_uncovered)
+
+
+def _fit_serving(classifier, args, on_uncovered):
+    """``classifier.fit()``, with the classes it cannot serve reported in the CLI's terms."""
+    classes, general_model = classifier.classes, classifier.general_model
     try:
         classifier.fit()
     except ValueError:
-        if getattr(classifier, "experts_", None) is None or any(classifier.experts_.values()):
+        if (general_model is not None or getattr(classifier, "experts_", None) is None
+                or any(classifier.experts_.values())):
             raise   # not the "no class is covered" of a fit that matched and selected
         reasons = uncovered_reasons(classifier, args)
         raise UncoveredError(uncovered_message(reasons, len(classes), SERVE_HINT)) from None
