@@ -3,7 +3,8 @@
 ``skmll label`` pre-tests a hub file's experts on a folder of synset images and writes a label
 directory; ``skmll search``, ``predict``, ``explain`` and ``info`` work from that directory
 alone, on any machine: no image is read and only the experts selected for a task are built
-(``predict``). Each subcommand is one module here, a thin layer over the library
+(``predict``). ``skmll hub declare`` writes a hub file's missing declarations. Each
+subcommand is one module here, a thin layer over the library
 (:func:`skmll.labelling.load_label_dir`, :class:`skmll.MLLZeroShotClassifier`).
 
 Exit codes: 0 success; 1 the command failed (an expert failed, labels are missing, no class
@@ -54,7 +55,7 @@ def build_parser(command=None):
     ----------
     command : str or None
         The one subcommand whose module is imported and whose flags are parsed; the others
-        are listed by name only. None builds every subcommand in full.
+        are listed by name only ("" lists them all so). None builds every subcommand in full.
     """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0,
