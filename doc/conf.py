@@ -95,7 +95,8 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
-html_sidebars = {"index": [], "auto_examples/index": []}
+html_sidebars = {page: [] for page in ("index", "install", "getting_started", "cli",
+                                         "auto_examples/index")}
 html_show_sourcelink = False
 
 

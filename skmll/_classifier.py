@@ -160,7 +160,7 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
         encoder has a ``fingerprint``.
     general_model : object or None, default=None
         ``predict_proba(images, class_names)`` over all classes (CLIP, ConSE, ...), used for
-        uncovered classes (DESIGN decision 6).
+        uncovered classes (the paper's patch rule).
     min_similarity : float, default=0.0
         Class-node pairs with lower cosine similarity are left unmatched.
     name_bonus : float, default=0.25

@@ -12,6 +12,13 @@ pre-tested again.
 The hub: five small networks trained on different parts of the digits, some sharp (digits
 0-4, digits 5-9), some coarse (even or odd, "round" or not), one weak (all ten digits from 60
 images).
+
+.. note::
+
+   This example runs 25 fits (about 20 s on two cores). A site built with
+   ``SKMLL_DOCS_GALLERY=fast``, as the continuous integration builds it, shows its code
+   without running it, so no output or figure appears below; ``bash scripts/docs.sh`` (every
+   example) or ``python examples/model_selection/plot_grid_search_k.py`` shows them.
 """
 
 # %%

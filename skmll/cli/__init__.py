@@ -3,7 +3,8 @@
 ``skmll label`` pre-tests a hub file's experts on a folder of synset images and writes a label
 directory; ``skmll search``, ``predict``, ``explain`` and ``info`` work from that directory
 alone, on any machine: no image is read and only the experts selected for a task are built
-(``predict``). Each subcommand is one module here, a thin layer over the library
+(``predict``). ``skmll hub declare`` writes a hub file's missing declarations. Each
+subcommand is one module here, a thin layer over the library
 (:func:`skmll.labelling.load_label_dir`, :class:`skmll.MLLZeroShotClassifier`).
 
 Exit codes: 0 success; 1 the command failed (an expert failed, labels are missing, no class
@@ -12,16 +13,26 @@ a file or directory that does not exist); 130 interrupted. Errors are one line o
 """
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
 import warnings
 
 from .._version import __version__
-from . import _explain, _info, _label, _paper, _predict, _search
 from ._common import Parser, UsageError, printable
 
-SUBCOMMANDS = (_label, _search, _predict, _explain, _info, _paper)
+# Each subcommand: its module (imported only when the subcommand is run or documented, so that
+# ``skmll --help`` and ``--version`` answer without importing torch) and its line in --help.
+SUBCOMMANDS = {
+    "label": ("_label", "label a hub on a folder of synset images"),
+    "search": ("_search", "match classes to nodes and experts (loads no model)"),
+    "predict": ("_predict", "classify images (builds only the selected experts)"),
+    "explain": ("_explain", "explain which experts and heads serve each class"),
+    "info": ("_info", "what a label directory holds (loads no model)"),
+    "hub": ("_hub", "work on a hub file: write its missing declarations"),
+    "paper": ("_paper", "the paper's experiment (Table 1) and a check of its hub"),
+}
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """\
@@ -37,8 +48,15 @@ exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.
 'skmll COMMAND --help' shows each command's flags and examples."""
 
 
-def build_parser():
-    """The argument parser of ``skmll`` and its subcommands."""
+def build_parser(command=None):
+    """The argument parser of ``skmll`` and its subcommands.
+
+    Parameters
+    ----------
+    command : str or None
+        The one subcommand whose module is imported and whose flags are parsed; the others
+        are listed by name only ("" lists them all so). None builds every subcommand in full.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0,
                         help="progress bars on stderr (default: when stderr is a terminal); "
@@ -50,8 +68,16 @@ def build_parser():
                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"skmll {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in SUBCOMMANDS:
-        module.register_subcommand(subparsers, [common])
+    add_parser = subparsers.add_parser
+    # every subcommand's line in --help comes from SUBCOMMANDS, imported or not
+    subparsers.add_parser = lambda name, **kwargs: add_parser(
+        name, **{**kwargs, "help": SUBCOMMANDS[name][1]})
+    for name, (module, _) in SUBCOMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"{__name__}.{module}").register_subcommand(
+                subparsers, [common])
+        else:
+            subparsers.add_parser(name)
     return parser
 
 
@@ -64,7 +90,9 @@ def main(argv=None):
     >>> main(["info", "--labels", "no/such/dir"])
     2
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(chosen if chosen in SUBCOMMANDS else "")
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

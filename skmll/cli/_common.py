@@ -6,12 +6,10 @@ import io
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
-from .._classifier import MLLZeroShotClassifier
-from ..labelling import label_dir_digest, load_label_dir
-from ..labelling._digest import DIGEST_PREFIX
-from ..utils import atomic_write_bytes
+from ._reasons import SERVE_HINT, UncoveredError, uncovered_message, uncovered_reasons
 
 # C0 and C1 control characters: printed raw, they would drive the reader's terminal.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -63,6 +61,8 @@ non_negative = _number(float, lambda value: value >= 0, "a number >= 0")
 def digest(text):
     """An argparse ``type``: a label directory digest, ``sha256:<64 hex digits>`` (the prefix
     may be left out)."""
+    from ..labelling._digest import DIGEST_PREFIX   # here: 'skmll --help' imports no torch
+
     value = text.strip().lower()
     value = value[len(DIGEST_PREFIX):] if value.startswith(DIGEST_PREFIX) else value
     if not _HEX_DIGEST.fullmatch(value):
@@ -97,6 +97,8 @@ def check_digest(directory, expected):
     """Raise unless the label directory's digest is ``expected`` (None: nothing to check)."""
     if expected is None:
         return
+    from ..labelling import label_dir_digest
+
     actual = label_dir_digest(directory)
     if actual != expected:
         raise ValueError(f"label directory {str(directory)!r} has digest {actual}, not the "
@@ -115,6 +117,8 @@ def trusts_code(args):
 
 def open_label_dir(args):
     """The labeler of ``--labels`` (digest checked first, code trusted as the flags say)."""
+    from ..labelling import load_label_dir
+
     check_digest(args.labels, args.expect_digest)
     return load_label_dir(args.labels, hub=args.hub, delta=args.delta,
                           trust_code=trusts_code(args))
@@ -132,6 +136,11 @@ def add_selection_flags(parser):
                        help="class-node pairs less similar stay unmatched (default 0.0)")
     group.add_argument("--reuse", choices=["profile", "entropy"], default="profile",
                        help="how selected experts' outputs are combined (default profile)")
+    group.add_argument("--max-cost", type=non_negative, default=None,
+                       help="budget per image of the experts run, in --cost-unit (default: "
+                            "none)")
+    group.add_argument("--cost-unit", choices=["gflops", "ms"], default="gflops",
+                       help="what --max-cost counts (default gflops)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", metavar="PATH", default=None,
                        help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
@@ -140,15 +149,67 @@ def add_selection_flags(parser):
                        help="cache no text embedding")
 
 
+def add_device_flag(parser, what):
+    parser.add_argument("--device", metavar="DEVICE", default=None,
+                        help=f"where {what} run: cpu, cuda, cuda:1, ... (default: where each "
+                             "expert's hub-file table says, the CPU unless it names a device)")
+
+
 def fitted_classifier(args, classes, *, on_uncovered):
     """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
-    model."""
+    expert (the general model, when one is named, is built).
+
+    Raises
+    ------
+    UncoveredError
+        When no class is served (by an expert or the general model), or some class is not and
+        ``on_uncovered="raise"``: one line with every such class's reason and the flags to use.
+    """
+    stage(args, "loading skmll")
+    from .._classifier import MLLZeroShotClassifier   # here: 'skmll --help' imports no torch
+    from ._general import build_general_model
+
+    stage(args, f"reading the label directory {args.labels}")
     labeler = open_label_dir(args)
+    if args.general_model is not None:
+        stage(args, "building the general model {}:{}".format(*args.general_model))
+    general_model = build_general_model(args, labeler.hub_)
     classifier = MLLZeroShotClassifier(
-        classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,
-        reuse=args.reuse, on_uncovered=on_uncovered, cache_dir=args.cache_dir,
-        verbose=args.verbose)
-    return classifier.fit()
+        classes, labeler, k=args.k, beta=args.beta, max_cost=args.max_cost,
+        cost_unit=args.cost_unit, min_similarity=args.min_similarity, reuse=args.reuse,
+        general_model=general_model, on_uncovered="drop", cache_dir=args.cache_dir,
+        device=args.device, verbose=args.verbose,
+        # the patch calibration runs the general model on the SDAG's images, which a label
+        # directory does not hold: the general model's share is taken as it is (the paper's rule)
+        patch_calibration=None)
+    stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
+                f"(text encoder) and selecting among {len(labeler.hub_)} experts")
+    return _fit_serving(classifier, args, on_uncovered)
+
+
+def _fit_serving(classifier, args, on_uncovered):
+    """``classifier.fit()``, with the classes it cannot serve reported in the CLI's terms."""
+    classes, general_model = classifier.classes, classifier.general_model
+    try:
+        classifier.fit()
+    except ValueError:
+        if (general_model is not None or getattr(classifier, "experts_", None) is None
+                or any(classifier.experts_.values())):
+            raise   # not the "no class is covered" of a fit that matched and selected
+        reasons = uncovered_reasons(classifier, args)
+        raise UncoveredError(uncovered_message(reasons, len(classes), SERVE_HINT)) from None
+    if on_uncovered == "raise" and classifier.dropped_classes_:
+        reasons = uncovered_reasons(classifier, args)
+        raise UncoveredError(uncovered_message(
+            reasons, len(classes), f"{SERVE_HINT}, or --on-uncovered drop to leave them out"))
+    return classifier
+
+
+def stage(args, what):
+    """Say on stderr what the command is doing now, when progress is shown (``-v``, a
+    terminal): the steps before the first progress bar take seconds."""
+    if args.verbose:
+        print(f"skmll {args.command}: {what} ...", file=sys.stderr, flush=True)
 
 
 def as_json(document):
@@ -171,6 +232,8 @@ def printable(text):
 
 def write_output(path, text):
     """Write ``text`` to ``path`` atomically: the old file stays whole if the write fails."""
+    from ..utils import atomic_write_bytes
+
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -2,7 +2,18 @@
 
 import argparse
 
-from ._common import add_label_dir_flags, add_selection_flags, fitted_classifier, printable
+from ._common import (
+    add_device_flag,
+    add_label_dir_flags,
+    add_selection_flags,
+    fitted_classifier,
+    printable,
+)
+from ._general import add_general_model_flags
+from ._reasons import SERVE_HINT, uncovered_reasons
+
+# the line MLLZeroShotClassifier.explain() writes under a dropped class, in Python's terms
+_DROPPED = "    dropped (on_uncovered='drop')"
 
 EXAMPLES = """\
 examples:
@@ -11,20 +22,32 @@ examples:
 
 Prints MLLZeroShotClassifier.explain(): each class's node and similarity, and per serving
 expert its reuse loss and the heads it combines (named where the hub file declares
-head_names). Reads the label directory only: no model is loaded."""
+head_names), and for every class no expert serves, why (unmatched name, no usable label,
+no expert under --beta, over --max-cost). Reads the label directory only: no expert is loaded
+(the general model is, when one is named)."""
 
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "explain", parents=parents, help="explain which experts and heads serve each class",
+        "explain", parents=parents,
         description="Explain the selection for a task: nodes, experts, heads, coverage.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")
     add_label_dir_flags(parser)
     add_selection_flags(parser)
+    add_general_model_flags(parser)
+    add_device_flag(parser, "the selected experts and the general model would")
     parser.set_defaults(run=run)
 
 
 def run(args):
-    print(printable(fitted_classifier(args, args.classes, on_uncovered="drop").explain()))
+    classifier = fitted_classifier(args, args.classes, on_uncovered="drop")
+    print(printable(classifier.explain().replace(_DROPPED, "    not served")))
+    reasons = uncovered_reasons(classifier, args)
+    if reasons:
+        print("classes no expert serves:")
+        for name, why in reasons.items():
+            print(printable(f"  {name!r}: {why}"))
+    if classifier.dropped_classes_:
+        print(f"{len(classifier.dropped_classes_)} class(es) not served: {SERVE_HINT}")
     return 0

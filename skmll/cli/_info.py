@@ -36,7 +36,7 @@ the SHA-256 of its bytes: publish it beside the directory, and readers check it 
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "info", parents=parents, help="what a label directory holds (loads no model)",
+        "info", parents=parents,
         description="Describe a label directory: SDAG, experts, records, sizes, status.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_label_dir_flags(parser)

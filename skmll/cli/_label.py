@@ -5,10 +5,21 @@ from contextlib import contextmanager
 
 import joblib
 
-from ..hub import ModelHub
+from ..hub import LazyExpert, ModelHub, using_expert
 from ..labelling import ModelLabeler, label_dir_digest, save_label_dir
 from ..semantic_graph import SemanticDAG
-from ._common import UsageError, as_json, as_table, existing_directory, existing_file, positive_int
+from ._common import (
+    UsageError,
+    add_device_flag,
+    as_json,
+    as_table,
+    existing_directory,
+    existing_file,
+    positive_int,
+)
+
+# The label image size when no expert of the hub says what it takes.
+FALLBACK_IMAGE_SIZE = (224, 224)
 
 EXAMPLES = """\
 examples:
@@ -25,12 +36,19 @@ machine and run 'skmll search' or 'skmll predict' there. Model files inside DIR 
 relative to it, others by their absolute path: --bundle copies them into DIR/models/ so DIR
 holds everything. Labelling again into DIR runs only what is new (experts, nodes), and adds the
 hub's experts to DIR/hub.toml (an expert named like one there but different replaces it, with a
-warning). The digest printed last covers everything DIR holds: publish it with DIR."""
+warning). The digest printed last covers everything DIR holds: publish it with DIR.
+
+Label images are resized to the largest input size among the hub's experts (the input_size
+of its hub-file table, else the built expert's own), so that no expert sees its images
+enlarged by a bigger one's size: 28 x 28 for a hub of MNIST-sized experts, 224 x 224 beside an
+ImageNet classifier. An expert whose table declares no input_size is built once to read it.
+--image-size H W fixes the size instead. The size is part of the SDAG's identity: labels
+computed at another size are recomputed."""
 
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "label", parents=parents, help="label a hub on a folder of synset images",
+        "label", parents=parents,
         description="Pre-test every expert of a hub file on the images of a synset folder "
                     "and write the label directory.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +64,8 @@ def register_subcommand(subparsers, parents):
     parser.add_argument("--per-node", type=positive_int, default=50,
                         help="images kept per synset (default 50)")
     parser.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"),
-                        default=(224, 224), help="size images are resized to (default 224 224)")
+                        default=None, help="size label images are resized to (default: the "
+                                           "largest input size of the hub's experts)")
     parser.add_argument("--batch-size", type=positive_int, default=64,
                         help="images per forward pass (default 64)")
     parser.add_argument("--on-error", choices=["raise", "warn", "skip"], default="raise",
@@ -54,16 +73,19 @@ def register_subcommand(subparsers, parents):
                              "labelling the others), or leave it out (warn, skip)")
     parser.add_argument("--bundle", action="store_true",
                         help="copy the model files the hub file names into DIR/models/")
+    add_device_flag(parser, "the experts")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
 
 
 def run(args):
     hub = ModelHub.from_toml(args.hub)
+    image_size = tuple(args.image_size) if args.image_size else label_image_size(hub)
     sdag = SemanticDAG.from_image_folder(args.images, per_node=args.per_node,
-                                         image_size=tuple(args.image_size))
+                                         image_size=image_size)
     labeler = ModelLabeler(sdag, batch_size=args.batch_size, n_jobs=args.n_jobs,
-                           cache_dir=args.labels, on_error=args.on_error, verbose=args.verbose)
+                           cache_dir=args.labels, on_error=args.on_error, device=args.device,
+                           verbose=args.verbose)
     with _backend(args.scheduler):
         labeler.fit(hub)
     save_label_dir(labeler, args.labels, bundle=args.bundle)
@@ -75,6 +97,7 @@ def run(args):
         "n_nodes_with_images": int((sdag.n_images > 0).sum()),
         "n_images": int(sdag.n_images.sum()),
         "n_forward_images": labeler.n_forward_images_,
+        "image_size": list(image_size),
         "digest": label_dir_digest(args.labels),
     }
     if args.format == "json":
@@ -84,10 +107,33 @@ def run(args):
                        [(name, "labelled") for name in summary["experts"]]
                        + [(name, f"failed: {why}") for name, why in summary["failed"].items()]))
         print(f"{summary['n_nodes']} nodes ({summary['n_nodes_with_images']} with "
-              f"{summary['n_images']} images); {summary['n_forward_images']} images run through "
-              f"experts; labels in {summary['labels']}")
+              f"{summary['n_images']} images of {image_size[0]} x {image_size[1]}); "
+              f"{summary['n_forward_images']} images run through experts; labels in "
+              f"{summary['labels']}")
         print(f"digest {summary['digest']}")
     return 0
+
+
+def label_image_size(hub):
+    """The largest ``(H, W)`` input size (by pixel count) among the hub's experts.
+
+    Read from each expert's declared ``input_size`` (its hub-file table), else from the expert
+    itself (a specification is built once for it, then released); experts that state no input
+    size are left out, and :data:`FALLBACK_IMAGE_SIZE` is used when none states one.
+    """
+    sizes = [_input_size(expert) for expert in hub]
+    sizes = [(size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+             for size in sizes if size is not None]
+    return max(sizes, key=lambda size: size[0] * size[1], default=FALLBACK_IMAGE_SIZE)
+
+
+def _input_size(expert):
+    declared = getattr(expert, "kwargs", {}).get("input_size")
+    if declared is not None:
+        return declared
+    with using_expert(expert):
+        built = expert.load() if isinstance(expert, LazyExpert) else expert
+        return getattr(built, "input_size", None)
 
 
 @contextmanager

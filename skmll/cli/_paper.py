@@ -46,7 +46,7 @@ published layouts:
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "paper", help="the paper's experiment (Table 1) and a check of its hub",
+        "paper",
         description="Run the paper's experiment: label a hub on ImageNet, then evaluate MLL, "
                     "CLIP and MLL patched by CLIP on the evaluation datasets.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)

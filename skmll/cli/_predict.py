@@ -2,13 +2,17 @@
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..hub import set_max_image_pixels
-from ..hub._images import is_image_path
+from ..hub._images import as_image_batch, is_image_path
 from ..utils import progress
 from ._common import (
     UsageError,
+    add_device_flag,
     add_label_dir_flags,
     add_selection_flags,
     as_csv,
@@ -17,6 +21,7 @@ from ._common import (
     positive_int,
     write_output,
 )
+from ._general import add_general_model_flags
 
 EXAMPLES = """\
 examples:
@@ -28,14 +33,16 @@ End the class list with '--' (or put the images first). A folder stands for the 
 directly inside it. Only the experts selected for the classes are built. Output: one row per
 image with the predicted class and one probability column per class (columns in sorted class
 order, as MLLZeroShotClassifier.classes_), as CSV or JSON, to stdout or --out (its extension,
-.csv or .json, sets the format)."""
+.csv or .json, sets the format). With --skip-bad-images, files that cannot be read as images
+are left out and listed on stderr with the reason; the others are predicted as they would be
+without them."""
 
 _FIXED_COLUMNS = ("image", "prediction")
 
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "predict", parents=parents, help="classify images (builds only the selected experts)",
+        "predict", parents=parents,
         description="Classify image files zero-shot for the given class names.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", metavar="IMAGE", nargs="+",
@@ -44,9 +51,14 @@ def register_subcommand(subparsers, parents):
     parser.add_argument("--classes", metavar="CLASS", nargs="+", required=True,
                         action="extend", help="class names")
     add_selection_flags(parser)
+    add_general_model_flags(parser)
+    add_device_flag(parser, "the selected experts and the general model")
     parser.add_argument("--on-uncovered", choices=["raise", "drop"], default="raise",
-                        help="classes no expert serves: fail with exit code 1 (raise) or "
-                             "leave them out (drop)")
+                        help="classes neither an expert nor the general model serves: fail "
+                             "with exit code 1 (raise) or leave them out (drop)")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out files that cannot be read as images (listed on stderr "
+                             "with the reason) instead of failing")
     parser.add_argument("--batch-size", type=positive_int, default=256,
                         help="images read and classified at a time (default 256)")
     parser.add_argument("--out", metavar="FILE", help="write here (.csv or .json) instead of "
@@ -78,14 +90,16 @@ def _predict(args):
     if clash and output_format == "csv":
         raise UsageError(f"class name(s) {clash} would repeat a CSV column name: use --format "
                          "json")
-    rows = []
+    rows, skipped = [], {}
     starts = range(0, len(paths), args.batch_size)
     for start in progress(starts, verbose=args.verbose, desc="predicting", unit="batch"):
         chunk = paths[start:start + args.batch_size]
-        probabilities = classifier.predict_proba(chunk)
+        chunk, probabilities = _predicted(classifier, chunk, skipped if args.skip_bad_images
+                                          else None)
         predicted = classifier.classes_[probabilities.argmax(axis=1)]
         rows += [(path, str(label), [float(p) for p in row])
                  for path, label, row in zip(chunk, predicted, probabilities)]
+    _report_skipped(skipped, len(paths))
     if output_format == "json":
         text = as_json([{"image": path, "prediction": label,
                          "probabilities": dict(zip(columns, row))} for path, label, row in rows])
@@ -98,6 +112,47 @@ def _predict(args):
     else:
         print(text, end="")
     return 0
+
+
+def _predicted(classifier, paths, skipped):
+    """``(paths predicted, their probabilities)``. When ``skipped`` is a dict, files that cannot
+    be read are left out and recorded there with the reason; an image's probabilities do not
+    depend on the other images of its batch, so the rest come out as they would alone."""
+    try:
+        return paths, classifier.predict_proba(paths)
+    except (ValueError, TypeError):
+        if skipped is None:
+            raise
+        bad = _unreadable(paths)
+        if not bad:
+            raise   # every file reads: the failure is not the images'
+    skipped.update(bad)
+    readable = [path for path in paths if path not in bad]
+    if not readable:
+        return [], np.zeros((0, len(classifier.classes_)))
+    return readable, classifier.predict_proba(readable)
+
+
+def _unreadable(paths):
+    """``{path: reason}`` for the files that do not decode as images."""
+    bad = {}
+    for path in paths:
+        try:
+            as_image_batch([path])
+        except (ValueError, TypeError) as exc:
+            bad[path] = str(exc)
+    return bad
+
+
+def _report_skipped(skipped, n_images):
+    if not skipped:
+        return
+    print(f"skmll predict: skipped {len(skipped)} of {n_images} image(s) that could not be "
+          "read (--skip-bad-images):", file=sys.stderr)
+    for path, why in skipped.items():
+        print(f"  {path}: {' '.join(why.split())}", file=sys.stderr)
+    if len(skipped) == n_images:
+        raise ValueError("no image could be read")
 
 
 def _output_format(args):

@@ -3,37 +3,44 @@
 import argparse
 
 from ._common import (
+    add_device_flag,
     add_label_dir_flags,
     add_selection_flags,
     as_json,
     as_table,
     fitted_classifier,
 )
+from ._general import add_general_model_flags
+from ._reasons import SERVE_HINT, uncovered_reasons
 
 EXAMPLES = """\
 examples:
   skmll search --labels labels/ cat dog sandal
   skmll search --labels labels/ --k 1 --format json "ankle boot" sneaker
 
-Reads the label directory only: no image, no expert is loaded. Classes no expert serves are
-listed as uncovered; the exit code is 1 when no class is covered."""
+Reads the label directory only: no image, no expert is loaded (the general model is, when
+one is named). Classes no expert serves are listed with the reason; the exit code is 1 when no
+class is served."""
 
 
 def register_subcommand(subparsers, parents):
     parser = subparsers.add_parser(
-        "search", parents=parents, help="match classes to nodes and experts (loads no model)",
+        "search", parents=parents,
         description="Match class names to SDAG nodes and select the experts that would serve "
                     "them, from the label directory alone.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")
     add_label_dir_flags(parser)
     add_selection_flags(parser)
+    add_general_model_flags(parser)
+    add_device_flag(parser, "the selected experts and the general model would")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
 
 
-def selection_report(classifier, classes):
-    """Per class (in the order given): node, similarity and serving experts; then coverage."""
+def selection_report(classifier, classes, reasons):
+    """Per class (in the order given): node, similarity, serving experts or why none (from
+    ``reasons``) and who serves it; then coverage."""
     report = []
     for name in classes:
         match = classifier.matched_nodes_[name]
@@ -44,6 +51,9 @@ def selection_report(classifier, classes):
             "experts": [{"name": expert, "loss": loss}
                         for expert, loss, _ in classifier.experts_[name]],
             "covered": name in classifier.covered_classes_,
+            "served_by": ("experts" if name in classifier.covered_classes_ else
+                          "general model" if name in classifier.uncovered_classes_ else None),
+            "reason": reasons.get(name),
         })
     return {"classes": report, "coverage": classifier.coverage_,
             "n_models_used": classifier.n_models_used_}
@@ -51,7 +61,8 @@ def selection_report(classifier, classes):
 
 def run(args):
     classifier = fitted_classifier(args, args.classes, on_uncovered="drop")
-    report = selection_report(classifier, args.classes)
+    reasons = uncovered_reasons(classifier, args)
+    report = selection_report(classifier, args.classes, reasons)
     if args.format == "json":
         print(as_json(report))
         return 0
@@ -60,9 +71,13 @@ def run(args):
         experts = ", ".join(f"{e['name']} ({e['loss']:.3f})" for e in entry["experts"])
         rows.append((entry["class"], entry["node"] or "-",
                      "-" if entry["similarity"] is None else f"{entry['similarity']:.2f}",
-                     experts or "uncovered"))
+                     experts or f"none: {entry['served_by'] or 'not served'}"))
     print(as_table(["class", "node", "similarity", "experts (reuse loss)"], rows))
     n_covered = sum(entry["covered"] for entry in report["classes"])
     print(f"coverage {report['coverage']:.0%} ({n_covered} of {len(rows)} classes), "
           f"{report['n_models_used']} expert(s) used")
+    for name, why in reasons.items():
+        print(f"{name!r} has no expert: {why}")
+    if classifier.dropped_classes_:
+        print(f"{len(classifier.dropped_classes_)} class(es) not served: {SERVE_HINT}")
     return 0

@@ -32,6 +32,7 @@ from ._images import (
 from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
 from ._onnx_expert import OnnxExpert, shipped_onnx_experts
+from ._sklearn_expert import SklearnExpert
 from ._spec import LazyExpert, using_expert
 from ._outputs import probabilities_to_logits
 from ._timm_expert import TimmExpert
@@ -49,6 +50,7 @@ __all__ = [
     "MixedSizeBatch",
     "ModelHub",
     "OnnxExpert",
+    "SklearnExpert",
     "TimmExpert",
     "TorchExpert",
     "as_image_batch",

@@ -2,7 +2,7 @@
 
 Eq. 1: ``logit_m^c`` is the mean of model m's logits over node c's representative images.
 Eq. 2: ``s_m^c = delta * logit_m^c + (1 - delta) * mean over successors c' of s_m^c'``, applied
-       recursively leaves first (DESIGN decision 1): successors contribute their already mixed
+       recursively leaves first: successors contribute their already mixed
        scores; a node with no images of its own takes the successor mean alone; a node with no
        data anywhere below it has no label (NaN row).
 Eq. 3: the label ``S_m`` is the matrix of all ``s_m^c`` (nodes x heads).

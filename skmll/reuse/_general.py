@@ -3,9 +3,9 @@
 A *general model* is any object with a ``name`` and ``predict_proba(images, class_names)`` that
 returns an ``(n, len(class_names))`` array whose rows sum to 1, where ``images`` is skmll's
 canonical float32 batch ``(n, H, W, 3)`` in [0, 1]. The MLL classifier asks it about every task
-class and lets it decide the classes no expert covers (DESIGN decision 6).
+class and lets it decide the classes no expert covers.
 
-Two are provided (DESIGN decision 7):
+Two are provided:
 
 - :class:`CLIPZeroShot`, an image-text model (open_clip or Hugging Face transformers) used the
   usual way: cosine similarity between the image embedding and each class's averaged prompt

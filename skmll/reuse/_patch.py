@@ -1,6 +1,6 @@
 """The interim MLL patch: a general zero-shot model for the classes the hub cannot serve.
 
-The paper's rule (DESIGN decision 6) gives covered classes ``P_g(Y^e|x) P_mll(c|x)`` and
+The paper's rule (its "interim MLL patch") gives covered classes ``P_g(Y^e|x) P_mll(c|x)`` and
 uncovered classes ``P_g(c|x)``, so the general model alone decides how much of each image goes
 to the uncovered classes. A general model that is overconfident on images far from its own
 training data (ConSE on grey 28 x 28 garments) then pulls covered images into uncovered classes.
@@ -254,7 +254,7 @@ def _best_separating_threshold(covered_scores, uncovered_scores, lowest):
 
 
 def patch_probabilities(expert_proba, general_proba, covered, *, bias=0.0):
-    """DESIGN decision 6, after a prior shift of the general model's uncovered classes.
+    """The paper's patch rule, after a prior shift of the general model's uncovered classes.
 
     ``P'_g(c|x)`` is ``P_g(c|x)`` times ``exp(bias)`` for uncovered ``c``, renormalised; then
     ``P(c|x) = P'_g(Y^e|x) P_mll(c|x)`` for covered ``c`` and ``P'_g(c|x)`` otherwise.

@@ -9,7 +9,7 @@ each class ``c`` a binary predictor ``x_c``; ``A = P^T X`` holds its expected ou
 
 CHCO minimises ``sum_c L_c`` with every row of ``X`` in ``{x >= 0, sum(x) <= 1}`` (Eq. 5-6, 10).
 
-The solver (DESIGN decision 3) works on many models at once, as tensors of shape
+The solver works on many models at once, as tensors of shape
 (models, classes, heads). It is a scaled projected gradient method, run as a block
 Gauss-Seidel sweep over a few groups of interleaved heads (each group sees the ``A`` left by
 the previous one, as in the paper's per-head loop, while each step stays vectorised):

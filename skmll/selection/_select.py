@@ -1,4 +1,4 @@
-"""Selection of expert predictors per class (Algorithm 1, line 10; DESIGN decision 4)."""
+"""Selection of expert predictors per class (Algorithm 1, line 10)."""
 
 import numpy as np
 

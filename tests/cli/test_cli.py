@@ -208,7 +208,7 @@ def test_failures_exit_1_naming_the_cause(world, label_dir, capsys, tmp_path):
     # a class no node matches closely enough: nothing to serve it
     code, _, err = run_main(capsys, "search", "--labels", label_dir, "--no-cache",
                             "--min-similarity", "0.45", "qwxzv")
-    assert code == 1 and "no class is covered" in err
+    assert code == 1 and "serves 0 of 1 classes" in err and "--general-model" in err
     code, _, err = run_main(capsys, "predict", "--labels", label_dir, "--no-cache",
                             "--min-similarity", "0.45", "--classes", "cat", "qwxzv", "--",
                             world / "photos")
