@@ -12,6 +12,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
 from skmll.hub import as_image_batch, run_expert
+from skmll.selection import match_task, select_experts, select_predictors
+from skmll.selection._screen import warn_by_name
 
 from .conftest import DIGIT_NAMES, CountingExpert
 
@@ -343,15 +345,15 @@ def test_bound_pruning_selects_as_solving_every_expert():
     labeler, nodes = _synthetic_labeler(n_experts=120, n_nodes=6)
     classes = [f"c{i}" for i in range(6)]
     pruned = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes).fit()
-    full = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes)
-    full._prune = False
-    full.fit()
+    # A pick of its own makes select_experts solve every expert (none is screened out).
+    full = select_experts(match_task(classes, labeler.sdag, nodes=nodes), labeler.labels_, k=2,
+                          pick=select_predictors)
     for c in classes:
-        assert [n for n, _, _ in pruned.experts_[c]] == [n for n, _, _ in full.experts_[c]]
+        assert [n for n, _, _ in pruned.experts_[c]] == [n for n, _, _ in full.experts[c]]
         np.testing.assert_allclose([l for _, l, _ in pruned.experts_[c]],
-                                   [l for _, l, _ in full.experts_[c]], rtol=1e-6)
+                                   [l for _, l, _ in full.experts[c]], rtol=1e-6)
     never_solved = np.isinf(pruned.reuse_losses_).all(axis=1)
-    assert never_solved.mean() > 0.5 and np.isfinite(full.reuse_losses_).all()
+    assert never_solved.mean() > 0.5 and np.isfinite(full.losses).all()
 
 
 def test_solver_warnings_name_the_experts(digit_clf):
@@ -366,5 +368,5 @@ def test_solver_warnings_name_the_experts(digit_clf):
         warnings.simplefilter("always")
         chco_many(matrices[2:], max_iter=1, tol=0)
     with pytest.warns(ConvergenceWarning, match=r"experts \['expert-c', 'expert-d'\]"):
-        digit_clf._warn_by_name(caught, np.array([2, 3]))
+        warn_by_name(caught, np.array([2, 3]), digit_clf.expert_names_)
 
