@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
+from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG
 from skmll.hub import as_image_batch, run_expert
 from skmll.selection import match_task, select_experts, select_predictors
 from skmll.selection._screen import warn_by_name
@@ -288,6 +288,44 @@ def test_fit_leaves_the_labeler_unchanged(labeler, cache):
     assert labeler.get_params() == params
     for name, scores in before.items():
         np.testing.assert_array_equal(labeler.labels_[name].scores, scores)
+
+
+class _Placed:
+    """An expert (bright against dark) that runs where it was last moved, and notes it."""
+
+    n_outputs, fingerprint = 2, "placed-brightness"
+    runs = []   # (name, device) of every run, shared by copies
+
+    def __init__(self, name):
+        self.name, self.device = name, "where-built"
+
+    def to(self, device):
+        self.device = str(device)
+        return self
+
+    def logits(self, images):
+        _Placed.runs.append((self.name, self.device))
+        brightness = np.asarray(images, dtype=float).mean(axis=(1, 2, 3))
+        return np.stack([1 - brightness, brightness], axis=1) * 4
+
+
+def test_device_moves_copies_never_the_labelers_experts():
+    """fit with a device leaves the labeler's experts where they are: a classifier sharing the
+    labeler (a clone) still runs them there, and the moved copy runs on the device."""
+    dark, bright = np.zeros((3, 6, 6), np.uint8), np.full((3, 6, 6), 250, np.uint8)
+    sdag = SemanticDAG(["dusk", "dawn"], data={"dusk": dark, "dawn": bright})
+    labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([_Placed("lamp")]))
+    moved = MLLZeroShotClassifier(["dawn", "dusk"], labeler, nodes=["dawn", "dusk"],
+                                  cache_dir=False, device="cpu")
+    staying = clone(moved).set_params(device=None)
+    moved.fit()
+    staying.fit()
+    assert staying.labeler.hub_["lamp"] is labeler.hub_["lamp"]
+    assert labeler.hub_["lamp"].device == "where-built"
+    _Placed.runs.clear()
+    images = np.stack([bright[0], dark[0]])
+    assert moved.predict(images).tolist() == staying.predict(images).tolist() == ["dawn", "dusk"]
+    assert _Placed.runs == [("lamp", "cpu"), ("lamp", "where-built")]
 
 
 def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits, cache):

@@ -7,8 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from .._classifier import MLLZeroShotClassifier
+from ..baselines import SELECTION_METHODS
 from ..labelling import load_label_dir
+from ..reuse import REUSE_RULES
 
 
 class UsageError(Exception):
@@ -72,8 +73,12 @@ def add_selection_flags(parser):
                        help="label mixing weight in [0, 1] (default 1.0)")
     group.add_argument("--min-similarity", type=float, default=0.0,
                        help="class-node pairs less similar stay unmatched (default 0.0)")
-    group.add_argument("--reuse", choices=["profile", "entropy"], default="profile",
+    group.add_argument("--reuse", choices=list(REUSE_RULES), default="profile",
                        help="how selected experts' outputs are combined (default profile)")
+    group.add_argument("--selection", choices=list(SELECTION_METHODS), default="chco",
+                       help="how experts are selected: CHCO or a baseline (default chco)")
+    group.add_argument("--random-state", type=int, default=None,
+                       help="seed of the baselines' draws (default: a fresh draw)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", metavar="PATH", default=None,
                        help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
@@ -85,11 +90,18 @@ def add_selection_flags(parser):
 def fitted_classifier(args, classes, *, on_uncovered):
     """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
     model."""
+    method = SELECTION_METHODS[args.selection]
+    given = {"beta": args.beta, "random_state": args.random_state}
+    takes = method._get_param_names()
+    refused = [name for name, value in given.items() if value is not None and name not in takes]
+    if refused:
+        raise UsageError(f"--selection {args.selection} takes no "
+                         + ", ".join("--" + name.replace("_", "-") for name in refused))
     labeler = load_label_dir(args.labels, hub=args.hub, delta=args.delta)
-    classifier = MLLZeroShotClassifier(
-        classes, labeler, k=args.k, beta=args.beta, min_similarity=args.min_similarity,
-        reuse=args.reuse, on_uncovered=on_uncovered, cache_dir=args.cache_dir,
-        verbose=args.verbose)
+    classifier = method(
+        classes, labeler, k=args.k, min_similarity=args.min_similarity, reuse=args.reuse,
+        on_uncovered=on_uncovered, cache_dir=args.cache_dir, verbose=args.verbose,
+        **{name: value for name, value in given.items() if value is not None})
     return classifier.fit()
 
 
