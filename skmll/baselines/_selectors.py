@@ -1,8 +1,9 @@
 """The paper's baseline selection methods: Random^MLL, LogME^MLL and LEEP^MLL.
 
 Each is a sibling of :class:`~skmll.MLLZeroShotClassifier`: the same matching, coverage and
-reuse (``reuse``), another selection (the estimators' one hook, ``_select``). LogME^MLL and LEEP^MLL label the experts with a balanced
-binary test per matched SDAG node: the metric ranks the experts, and the head with the least
+reuse (``reuse``), another selection (the estimators' one hook, ``_select``). LogME^MLL and
+LEEP^MLL label the experts with a balanced binary test per matched SDAG node
+(:func:`select_by_transferability`): the metric ranks the experts, and the head with the least
 binary cross-entropy is each expert's predictor. Random^MLL keeps CHCO's head combinations and
 draws the experts at random.
 """

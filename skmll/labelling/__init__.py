@@ -14,5 +14,5 @@ from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
 __all__ = ["ExpertRecordStatus", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
            "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels", "expert_statuses",
-           "load_label_dir", "mix_successors", "read_sdag_manifest", "run_over_nodes", "save_label_dir",
-           "sdag_key"]
+           "load_label_dir", "mix_successors", "read_sdag_manifest", "run_over_nodes",
+           "save_label_dir", "sdag_key"]

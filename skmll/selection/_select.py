@@ -102,20 +102,17 @@ def select_experts(task, labels, costs=None, *, k=2, beta=None, max_cost=None, t
 
     Examples
     --------
-    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
-    >>> from skmll.selection import match_task
-    >>> sdag = SemanticDAG(["night", "day"], data={"night": np.zeros((2, 4, 4)),
-    ...                                            "day": np.ones((2, 4, 4))})
-    >>> class Brightness:
-    ...     name, n_outputs = "brightness", 2
-    ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([1 - m, m], axis=1) * 4
-    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
-    >>> task = match_task(["day", "night"], sdag, nodes=["day", "night"])
-    >>> selection = select_experts(task, labeler.labels_, k=1)
-    >>> selection.used, [name for name, _, _ in selection.experts["day"]]
-    (['brightness'], ['brightness'])
+    Two experts' labels on the task's two nodes (rows: nodes; columns: heads): the sharp
+    expert's heads tell the classes apart, the vague one's barely.
+
+    >>> from types import SimpleNamespace
+    >>> from skmll.selection import TaskMatch
+    >>> task = TaskMatch(["cat", "dog"], np.array([0, 1]), np.ones(2), ["cat.n.01", "dog.n.01"])
+    >>> labels = {"sharp": SimpleNamespace(probabilities=np.array([[0.9, 0.1], [0.1, 0.9]])),
+    ...           "vague": SimpleNamespace(probabilities=np.array([[0.6, 0.4], [0.4, 0.6]]))}
+    >>> selection = select_experts(task, labels, k=1)
+    >>> selection.used, selection.losses.round(2).tolist()
+    (['sharp'], [[0.21, 0.21], [1.02, 1.02]])
     """
     names = list(labels)
     beta = np.inf if beta is None else float(beta)
