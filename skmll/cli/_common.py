@@ -76,7 +76,9 @@ def add_selection_flags(parser):
     group.add_argument("--reuse", choices=list(REUSE_RULES), default="profile",
                        help="how selected experts' outputs are combined (default profile)")
     group.add_argument("--selection", choices=list(SELECTION_METHODS), default="chco",
-                       help="how experts are selected: CHCO or a baseline (default chco)")
+                       help="how experts are selected: CHCO or a baseline (default chco; "
+                            "logme and leep run the experts on the SDAG's images, which a "
+                            "label directory does not hold)")
     group.add_argument("--random-state", type=int, default=None,
                        help="seed of the baselines' draws (default: a fresh draw)")
     cache = group.add_mutually_exclusive_group()
