@@ -178,7 +178,7 @@ class LogMEMLLClassifier(_TransferabilityMLLClassifier):
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, reuse, on_uncovered, cache_dir, verbose
+class_template, reuse, on_uncovered, cache_dir, device, verbose, patch_calibration
         As in :class:`~skmll.MLLZeroShotClassifier`.
     batch_size : int, default=256
         Images per batch in ``predict_proba`` and when running the binary tests.
@@ -228,12 +228,9 @@ class LEEPMLLClassifier(_TransferabilityMLLClassifier):
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, reuse, on_uncovered, cache_dir, verbose
-        As in :class:`~skmll.MLLZeroShotClassifier`.
-    batch_size : int, default=256
-        Images per batch in ``predict_proba`` and when running the binary tests.
-    random_state : int, RandomState instance or None, default=None
-        Draws the negatives of the binary tests.
+class_template, reuse, on_uncovered, batch_size, cache_dir, device, verbose, \
+patch_calibration, random_state
+        As in :class:`LogMEMLLClassifier`.
 
     Attributes
     ----------
@@ -243,21 +240,28 @@ expert_names_, n_models_used_, experts_, reuse_scores_, heads_
 
     Examples
     --------
+    A torch expert whose head 1 grows with brightness and head 0 with darkness serves "sun"
+    by head 1 and "moon" by head 0:
+
     >>> import numpy as np
-    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
+    >>> import torch
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG, TorchExpert
     >>> from skmll.baselines import LEEPMLLClassifier
-    >>> dark, light = np.zeros((3, 8, 8), np.uint8), np.full((3, 8, 8), 255, np.uint8)
-    >>> sdag = SemanticDAG(["night", "day"], data={"night": dark, "day": light})
-    >>> class Brightness:
-    ...     name, n_outputs = "brightness", 2
-    ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([1 - m, m], axis=1) * 4
-    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
-    >>> clf = LEEPMLLClassifier(["day", "night"], labeler, nodes=["day", "night"],
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    >>> with torch.no_grad():
+    ...     _ = net[1].weight.copy_(torch.stack([torch.full((64,), -0.1),
+    ...                                          torch.full((64,), 0.1)]))
+    ...     _ = net[1].bias.zero_()
+    >>> rng = np.random.default_rng(0)
+    >>> sdag = SemanticDAG(["moon", "sun"],
+    ...                    data={"moon": rng.integers(0, 60, (4, 8, 8), dtype=np.uint8),
+    ...                          "sun": rng.integers(190, 256, (4, 8, 8), dtype=np.uint8)})
+    >>> hub = ModelHub([TorchExpert(net, name="glow", input_size=(8, 8), channels=1)])
+    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(hub)
+    >>> clf = LEEPMLLClassifier(["sun", "moon"], labeler, nodes=["sun", "moon"],
     ...                         random_state=0).fit()
-    >>> clf.predict(np.stack([light[0], dark[0]])).tolist()
-    ['day', 'night']
+    >>> clf.heads_.tolist()
+    [[1, 0]]
     """
 
     _metric = staticmethod(_leep_of_logits)
@@ -289,21 +293,29 @@ reuse_losses_, expert_names_, n_models_used_
 
     Examples
     --------
+    Two experts read the colour channels; "plus" has the smaller CHCO loss for both classes,
+    yet each class is served by an expert drawn at random:
+
     >>> import numpy as np
     >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
     >>> from skmll.baselines import RandomMLLClassifier
-    >>> dark, light = np.zeros((3, 8, 8), np.uint8), np.full((3, 8, 8), 255, np.uint8)
-    >>> sdag = SemanticDAG(["night", "day"], data={"night": dark, "day": light})
-    >>> class Brightness:
-    ...     name, n_outputs = "brightness", 2
+    >>> class Channel:
+    ...     n_outputs = 3
+    ...     def __init__(self, name, sign):
+    ...         self.name, self.sign = name, sign
     ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([1 - m, m], axis=1) * 4
-    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
-    >>> clf = RandomMLLClassifier(["day", "night"], labeler, nodes=["day", "night"],
+    ...         return self.sign * 5 * images.mean(axis=(1, 2))
+    >>> colours = {c: np.zeros((2, 6, 6, 3), np.uint8) for c in ("red", "green")}
+    >>> colours["red"][..., 0] = colours["green"][..., 1] = 255
+    >>> hub = ModelHub([Channel("plus", 1), Channel("minus", -1)])
+    >>> labeler = ModelLabeler(SemanticDAG(list(colours), data=colours), cache_dir=False,
+    ...                        verbose=0).fit(hub)
+    >>> clf = RandomMLLClassifier(["red", "green"], labeler, k=1, nodes=["red", "green"],
     ...                           random_state=0).fit()
-    >>> clf.n_models_used_
-    1
+    >>> clf.reuse_losses_.round(2).tolist()
+    [[0.02, 0.02], [0.58, 0.58]]
+    >>> [clf.experts_[c][0][0] for c in ("red", "green")]
+    ['minus', 'plus']
     """
 
     # Experts are drawn at random, so costs do not steer the selection.
