@@ -10,8 +10,10 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler
+from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG
 from skmll.hub import as_image_batch, run_expert
+from skmll.selection import match_task, select_experts, select_predictors
+from skmll.selection._screen import warn_by_name
 
 from .conftest import DIGIT_NAMES, CountingExpert
 
@@ -288,6 +290,44 @@ def test_fit_leaves_the_labeler_unchanged(labeler, cache):
         np.testing.assert_array_equal(labeler.labels_[name].scores, scores)
 
 
+class _Placed:
+    """An expert (bright against dark) that runs where it was last moved, and notes it."""
+
+    n_outputs, fingerprint = 2, "placed-brightness"
+    runs = []   # (name, device) of every run, shared by copies
+
+    def __init__(self, name):
+        self.name, self.device = name, "where-built"
+
+    def to(self, device):
+        self.device = str(device)
+        return self
+
+    def logits(self, images):
+        _Placed.runs.append((self.name, self.device))
+        brightness = np.asarray(images, dtype=float).mean(axis=(1, 2, 3))
+        return np.stack([1 - brightness, brightness], axis=1) * 4
+
+
+def test_device_moves_copies_never_the_labelers_experts():
+    """fit with a device leaves the labeler's experts where they are: a classifier sharing the
+    labeler (a clone) still runs them there, and the moved copy runs on the device."""
+    dark, bright = np.zeros((3, 6, 6), np.uint8), np.full((3, 6, 6), 250, np.uint8)
+    sdag = SemanticDAG(["dusk", "dawn"], data={"dusk": dark, "dawn": bright})
+    labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([_Placed("lamp")]))
+    moved = MLLZeroShotClassifier(["dawn", "dusk"], labeler, nodes=["dawn", "dusk"],
+                                  cache_dir=False, device="cpu")
+    staying = clone(moved).set_params(device=None)
+    moved.fit()
+    staying.fit()
+    assert staying.labeler.hub_["lamp"] is labeler.hub_["lamp"]
+    assert labeler.hub_["lamp"].device == "where-built"
+    _Placed.runs.clear()
+    images = np.stack([bright[0], dark[0]])
+    assert moved.predict(images).tolist() == staying.predict(images).tolist() == ["dawn", "dusk"]
+    assert _Placed.runs == [("lamp", "cpu"), ("lamp", "where-built")]
+
+
 def test_grid_search_over_labeler_delta_remixes(digit_clf, digit_splits, cache):
     """A clone given another delta is re-mixed by the classifier, never in the labeler."""
     images, labels = digit_splits.test
@@ -343,15 +383,15 @@ def test_bound_pruning_selects_as_solving_every_expert():
     labeler, nodes = _synthetic_labeler(n_experts=120, n_nodes=6)
     classes = [f"c{i}" for i in range(6)]
     pruned = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes).fit()
-    full = MLLZeroShotClassifier(classes, labeler, k=2, nodes=nodes)
-    full._prune = False
-    full.fit()
+    # A pick of its own makes select_experts solve every expert (none is screened out).
+    full = select_experts(match_task(classes, labeler.sdag, nodes=nodes), labeler.labels_, k=2,
+                          pick=select_predictors)
     for c in classes:
-        assert [n for n, _, _ in pruned.experts_[c]] == [n for n, _, _ in full.experts_[c]]
+        assert [n for n, _, _ in pruned.experts_[c]] == [n for n, _, _ in full.experts[c]]
         np.testing.assert_allclose([l for _, l, _ in pruned.experts_[c]],
-                                   [l for _, l, _ in full.experts_[c]], rtol=1e-6)
+                                   [l for _, l, _ in full.experts[c]], rtol=1e-6)
     never_solved = np.isinf(pruned.reuse_losses_).all(axis=1)
-    assert never_solved.mean() > 0.5 and np.isfinite(full.reuse_losses_).all()
+    assert never_solved.mean() > 0.5 and np.isfinite(full.losses).all()
 
 
 def test_solver_warnings_name_the_experts(digit_clf):
@@ -366,5 +406,5 @@ def test_solver_warnings_name_the_experts(digit_clf):
         warnings.simplefilter("always")
         chco_many(matrices[2:], max_iter=1, tol=0)
     with pytest.warns(ConvergenceWarning, match=r"experts \['expert-c', 'expert-d'\]"):
-        digit_clf._warn_by_name(caught, np.array([2, 3]))
+        warn_by_name(caught, np.array([2, 3]), digit_clf.expert_names_)
 

@@ -16,7 +16,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.utils import estimator_checks as checks
 
 from skmll import MLLZeroShotClassifier, ModelHub, ModelLabeler, SemanticDAG, TorchExpert
@@ -84,7 +84,7 @@ API_CHECKS = [
 ]
 
 _ESTIMATORS = _tested_estimators()
-_CLASSIFIERS = [est for est, _ in _ESTIMATORS if isinstance(est, MLLZeroShotClassifier)]
+_CLASSIFIERS = [est for est, _ in _ESTIMATORS if is_classifier(est)]
 
 
 def _id(estimator):

@@ -1,21 +1,24 @@
 """The paper's baseline selection methods: Random^MLL, LogME^MLL and LEEP^MLL.
 
-Each is an :class:`~skmll.MLLZeroShotClassifier` with the same matching and reuse (``reuse``);
-only the selection step differs. LogME^MLL and LEEP^MLL label the experts with a balanced
-binary test per matched SDAG node: the metric ranks the experts, and the head with the least
+Each is a sibling of :class:`~skmll.MLLZeroShotClassifier`: the same matching, coverage and
+reuse (``reuse``), another selection (the estimators' one hook, ``_select``). LogME^MLL and
+LEEP^MLL label the experts with a balanced binary test per matched SDAG node
+(:func:`select_by_transferability`): the metric ranks the experts, and the head with the least
 binary cross-entropy is each expert's predictor. Random^MLL keeps CHCO's head combinations and
 draws the experts at random.
 """
+
+from functools import partial
 
 import numpy as np
 from scipy.sparse.csgraph import breadth_first_order
 from scipy.special import softmax
 from sklearn.utils import check_random_state
 
-from .._classifier import MLLZeroShotClassifier
-from ..hub import n_heads, run_expert
-from ..selection._select import select_predictors
-from ..utils import progress
+from .._classifier import CHCO_CONSTRAINTS, _BaseMLLClassifier
+from ..hub import n_heads
+from ..labelling import run_over_nodes
+from ..selection import Selection, select_experts, select_predictors
 from ._transferability import leep_score, logme_score
 
 
@@ -58,20 +61,16 @@ def _expert_logits(sdag, experts, images_needed, batch_size, verbose):
     needed images of that batch.
     """
     image_node = _image_nodes(sdag)
-    nodes = np.unique(image_node[images_needed])
-    streamed = np.flatnonzero(np.isin(image_node, nodes))   # iter_batches' order: node by node
+    wanted = np.zeros(len(image_node), dtype=bool)
+    wanted[images_needed] = True
     row_of = np.full(len(image_node), -1)
     row_of[images_needed] = np.arange(len(images_needed))
     logits = [np.empty((len(images_needed), n_heads(e)), dtype=np.float32) for e in experts]
-    batches = sdag.iter_batches(batch_size, nodes=[sdag.node_ids[n] for n in nodes])
-    start = 0
-    for images, _ in progress(batches, verbose=verbose, desc="binary tests", unit="batch"):
-        rows = row_of[streamed[start:start + len(images)]]
-        start += len(images)
-        keep = rows >= 0
-        if keep.any():
-            for out, expert in zip(logits, experts):
-                out[rows[keep]] = run_expert(expert, images[keep])
+    for numbers, _, outputs, _ in run_over_nodes(
+            experts, sdag, np.unique(image_node[images_needed]), batch_size, wanted=wanted,
+            verbose=verbose, desc="binary tests"):
+        for out, values in zip(logits, outputs):
+            out[row_of[numbers]] = values
     return logits
 
 
@@ -83,70 +82,87 @@ def _min_bce_head(probabilities, targets):
     return int(np.argmin(bce))
 
 
-class _TransferabilityMLLClassifier(MLLZeroShotClassifier):
-    """Selection by a transferability metric on balanced binary SDAG tests (paper's baselines)."""
+def _logme_of_logits(logits, targets):
+    return logme_score(logits, targets)
 
-    # CHCO's options (beta, label_statistic, combination) do not apply here: a metric ranks the
-    # experts and one head is the predictor.
-    _parameter_constraints = {
-        **{name: constraint for name, constraint in
-           MLLZeroShotClassifier._parameter_constraints.items()
-           if name not in ("beta", "label_statistic", "combination", "max_cost", "cost_unit",
-                           "cost_tolerance")},
-        "random_state": ["random_state"],
-    }
+
+def _leep_of_logits(logits, targets):
+    return leep_score(softmax(logits, axis=1), targets)
+
+
+def select_by_transferability(task, labeler, metric, *, k, random_state=None, batch_size=256,
+                              verbose=0):
+    """Up to ``k`` experts per matched class, ranked by a transferability metric.
+
+    For each matched node a balanced binary test is drawn (the images of the node and its
+    descendants against as many from unrelated nodes); every expert runs once over the
+    images of all the tests; ``metric(logits, targets)`` (higher is better) of its logits on a
+    class's test ranks it, and its head of least binary cross-entropy is its predictor.
+
+    Parameters
+    ----------
+    task : TaskMatch
+    labeler : ModelLabeler
+        A fitted labeler: its SDAG's images and its hub's experts.
+    metric : callable
+        ``metric(logits, targets) -> float``.
+    k : int
+    random_state : int, RandomState instance or None, default=None
+        Draws the negatives of the binary tests.
+    batch_size : int, default=256
+    verbose : int, default=0
+
+    Returns
+    -------
+    Selection
+        Its ``losses`` are the metric's negatives (-inf where no test could be made), its
+        ``heads`` the least-BCE head of every expert and class (-1 where untested).
+    """
+    sdag, experts = labeler.sdag, list(labeler.hub_)
+    matched = task.matched
+    tests = _binary_tests(sdag, task.nodes[matched], check_random_state(random_state))
+    needed = np.unique(np.concatenate(
+        [np.zeros(0, dtype=np.int64)] + [t[0] for t in tests if t is not None]))
+    logits = _expert_logits(sdag, experts, needed, batch_size, verbose)
+    scores = np.full((len(experts), len(matched)), -np.inf)
+    heads = np.full(scores.shape, -1)
+    for m, outputs in enumerate(logits):
+        for j, test in enumerate(tests):
+            if test is not None:
+                features = outputs[np.searchsorted(needed, test[0])].astype(np.float64)
+                scores[m, j] = metric(features, test[1])
+                heads[m, j] = _min_bce_head(softmax(features, axis=1), test[1])
+    picks = select_predictors(-scores, k)   # untested (-inf) experts are never picked
+    return Selection.from_picks(
+        task, [e.name for e in experts], picks, scores,
+        lambda m, j: np.eye(logits[m].shape[1])[heads[m, j]], losses=-scores, heads=heads)
+
+
+class _TransferabilityMLLClassifier(_BaseMLLClassifier):
+    """Selection by a transferability metric on balanced binary SDAG tests (paper's baselines):
+    :func:`select_by_transferability` with the class's ``_metric``."""
+
+    _parameter_constraints = {**_BaseMLLClassifier._parameter_constraints,
+                              "random_state": ["random_state"]}
 
     def __init__(self, classes, labeler, *, k=2, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  reuse="profile", on_uncovered="raise", batch_size=256, cache_dir=None,
                  device=None, verbose=0, patch_calibration=0.01, random_state=None):
-        self.classes = classes
-        self.labeler = labeler
-        self.k = k
-        self.text_encoder = text_encoder
-        self.general_model = general_model
-        self.min_similarity = min_similarity
-        self.name_bonus = name_bonus
-        self.nodes = nodes
-        self.class_template = class_template
-        self.reuse = reuse
-        self.on_uncovered = on_uncovered
-        self.batch_size = batch_size
-        self.cache_dir = cache_dir
-        self.device = device
-        self.verbose = verbose
-        self.patch_calibration = patch_calibration
+        super().__init__(classes, labeler, k=k, text_encoder=text_encoder,
+                         general_model=general_model, min_similarity=min_similarity,
+                         name_bonus=name_bonus, nodes=nodes, class_template=class_template,
+                         reuse=reuse, on_uncovered=on_uncovered, batch_size=batch_size,
+                         cache_dir=cache_dir, device=device, verbose=verbose,
+                         patch_calibration=patch_calibration)
         self.random_state = random_state
 
-    def _metric(self, logits, targets):
-        """The reuse metric of an expert's logits on a binary test (higher is better)."""
-        raise NotImplementedError
-
-    def _select(self, classes, matched, node_of_class, labels):
-        """Binary tests per matched node, the metric of every expert, the top k per class."""
-        self.experts_ = {c: [] for c in classes}
-        sdag, experts = self.labeler.sdag, list(self.labeler.hub_)
-        tests = _binary_tests(sdag, node_of_class[matched], check_random_state(self.random_state))
-        needed = np.unique(np.concatenate(
-            [np.zeros(0, dtype=np.int64)] + [t[0] for t in tests if t is not None]))
-        logits = _expert_logits(sdag, experts, needed, self.batch_size, self.verbose)
-        scores = np.full((len(experts), len(matched)), -np.inf)
-        heads = np.full(scores.shape, -1)
-        for m, outputs in enumerate(logits):
-            for j, test in enumerate(tests):
-                if test is not None:
-                    features = outputs[np.searchsorted(needed, test[0])].astype(np.float64)
-                    scores[m, j] = self._metric(features, test[1])
-                    heads[m, j] = _min_bce_head(softmax(features, axis=1), test[1])
-        self.reuse_scores_, self.heads_ = scores, heads
-        picks = select_predictors(-scores, self.k)   # untested (-inf) experts are never picked
-        served = np.zeros(len(classes), dtype=bool)
-        for j, class_index in enumerate(matched):
-            self.experts_[classes[class_index]] = [
-                (self.expert_names_[m], float(scores[m, j]),
-                 np.eye(logits[m].shape[1])[heads[m, j]]) for m in picks[j]]
-            served[class_index] = bool(len(picks[j]))
-        return served
+    def _select(self, task, labels):
+        selection = select_by_transferability(
+            task, self.labeler, self._metric, k=self.k, random_state=self.random_state,
+            batch_size=self.batch_size, verbose=self.verbose)
+        self.reuse_scores_, self.heads_ = -selection.losses, selection.heads
+        return selection
 
 
 class LogMEMLLClassifier(_TransferabilityMLLClassifier):
@@ -162,7 +178,7 @@ class LogMEMLLClassifier(_TransferabilityMLLClassifier):
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, reuse, on_uncovered, cache_dir, verbose
+class_template, reuse, on_uncovered, cache_dir, device, verbose, patch_calibration
         As in :class:`~skmll.MLLZeroShotClassifier`.
     batch_size : int, default=256
         Images per batch in ``predict_proba`` and when running the binary tests.
@@ -200,8 +216,7 @@ expert_names_, n_models_used_
     ['day', 'night']
     """
 
-    def _metric(self, logits, targets):
-        return logme_score(logits, targets)
+    _metric = staticmethod(_logme_of_logits)
 
 
 class LEEPMLLClassifier(_TransferabilityMLLClassifier):
@@ -213,12 +228,9 @@ class LEEPMLLClassifier(_TransferabilityMLLClassifier):
     Parameters
     ----------
     classes, labeler, k, text_encoder, general_model, min_similarity, name_bonus, nodes, \
-class_template, reuse, on_uncovered, cache_dir, verbose
-        As in :class:`~skmll.MLLZeroShotClassifier`.
-    batch_size : int, default=256
-        Images per batch in ``predict_proba`` and when running the binary tests.
-    random_state : int, RandomState instance or None, default=None
-        Draws the negatives of the binary tests.
+class_template, reuse, on_uncovered, batch_size, cache_dir, device, verbose, \
+patch_calibration, random_state
+        As in :class:`LogMEMLLClassifier`.
 
     Attributes
     ----------
@@ -228,32 +240,39 @@ expert_names_, n_models_used_, experts_, reuse_scores_, heads_
 
     Examples
     --------
+    A torch expert whose head 1 grows with brightness and head 0 with darkness serves "sun"
+    by head 1 and "moon" by head 0:
+
     >>> import numpy as np
-    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
+    >>> import torch
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG, TorchExpert
     >>> from skmll.baselines import LEEPMLLClassifier
-    >>> dark, light = np.zeros((3, 8, 8), np.uint8), np.full((3, 8, 8), 255, np.uint8)
-    >>> sdag = SemanticDAG(["night", "day"], data={"night": dark, "day": light})
-    >>> class Brightness:
-    ...     name, n_outputs = "brightness", 2
-    ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([1 - m, m], axis=1) * 4
-    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
-    >>> clf = LEEPMLLClassifier(["day", "night"], labeler, nodes=["day", "night"],
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    >>> with torch.no_grad():
+    ...     _ = net[1].weight.copy_(torch.stack([torch.full((64,), -0.1),
+    ...                                          torch.full((64,), 0.1)]))
+    ...     _ = net[1].bias.zero_()
+    >>> rng = np.random.default_rng(0)
+    >>> sdag = SemanticDAG(["moon", "sun"],
+    ...                    data={"moon": rng.integers(0, 60, (4, 8, 8), dtype=np.uint8),
+    ...                          "sun": rng.integers(190, 256, (4, 8, 8), dtype=np.uint8)})
+    >>> hub = ModelHub([TorchExpert(net, name="glow", input_size=(8, 8), channels=1)])
+    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(hub)
+    >>> clf = LEEPMLLClassifier(["sun", "moon"], labeler, nodes=["sun", "moon"],
     ...                         random_state=0).fit()
-    >>> clf.predict(np.stack([light[0], dark[0]])).tolist()
-    ['day', 'night']
+    >>> clf.heads_.tolist()
+    [[1, 0]]
     """
 
-    def _metric(self, logits, targets):
-        return leep_score(softmax(logits, axis=1), targets)
+    _metric = staticmethod(_leep_of_logits)
 
 
-class RandomMLLClassifier(MLLZeroShotClassifier):
+class RandomMLLClassifier(_BaseMLLClassifier):
     """Random^MLL: CHCO's head combinations, with the experts of each class drawn at random.
 
     The paper's baseline (Compared Methods): matching, CHCO (Eq. 4-11) and reuse (``reuse``)
-    as in :class:`~skmll.MLLZeroShotClassifier`, but each class is served by up to ``k``
+    as in :class:`~skmll.MLLZeroShotClassifier` (:func:`~skmll.selection.select_experts`), but
+    each class is served by up to ``k``
     experts drawn uniformly among those with a finite CHCO loss at most ``beta``.
 
     Parameters
@@ -274,52 +293,66 @@ reuse_losses_, expert_names_, n_models_used_
 
     Examples
     --------
+    Two experts read the colour channels; "plus" has the smaller CHCO loss for both classes,
+    yet each class is served by an expert drawn at random:
+
     >>> import numpy as np
     >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
     >>> from skmll.baselines import RandomMLLClassifier
-    >>> dark, light = np.zeros((3, 8, 8), np.uint8), np.full((3, 8, 8), 255, np.uint8)
-    >>> sdag = SemanticDAG(["night", "day"], data={"night": dark, "day": light})
-    >>> class Brightness:
-    ...     name, n_outputs = "brightness", 2
+    >>> class Channel:
+    ...     n_outputs = 3
+    ...     def __init__(self, name, sign):
+    ...         self.name, self.sign = name, sign
     ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([1 - m, m], axis=1) * 4
-    >>> labeler = ModelLabeler(sdag, cache_dir=False, verbose=0).fit(ModelHub([Brightness()]))
-    >>> clf = RandomMLLClassifier(["day", "night"], labeler, nodes=["day", "night"],
+    ...         return self.sign * 5 * images.mean(axis=(1, 2))
+    >>> colours = {c: np.zeros((2, 6, 6, 3), np.uint8) for c in ("red", "green")}
+    >>> colours["red"][..., 0] = colours["green"][..., 1] = 255
+    >>> hub = ModelHub([Channel("plus", 1), Channel("minus", -1)])
+    >>> labeler = ModelLabeler(SemanticDAG(list(colours), data=colours), cache_dir=False,
+    ...                        verbose=0).fit(hub)
+    >>> clf = RandomMLLClassifier(["red", "green"], labeler, k=1, nodes=["red", "green"],
     ...                           random_state=0).fit()
-    >>> clf.n_models_used_
-    1
+    >>> clf.reuse_losses_.round(2).tolist()
+    [[0.02, 0.02], [0.58, 0.58]]
+    >>> [clf.experts_[c][0][0] for c in ("red", "green")]
+    ['minus', 'plus']
     """
 
-    _prune = False   # any expert with a finite loss <= beta may be drawn: solve them all
-
     # Experts are drawn at random, so costs do not steer the selection.
-    _parameter_constraints = {
-        **{name: constraint for name, constraint in
-           MLLZeroShotClassifier._parameter_constraints.items()
-           if name not in ("max_cost", "cost_unit", "cost_tolerance")},
-        "random_state": ["random_state"]}
+    _parameter_constraints = {**_BaseMLLClassifier._parameter_constraints, **CHCO_CONSTRAINTS,
+                              "random_state": ["random_state"]}
 
     def __init__(self, classes, labeler, *, k=2, beta=None, text_encoder=None, general_model=None,
                  min_similarity=0.0, name_bonus=0.25, nodes=None, class_template="Name: {}",
                  label_statistic="probability", combination="chco", reuse="profile",
                  on_uncovered="raise", batch_size=256, cache_dir=None, device=None, verbose=0,
                  patch_calibration=0.01, random_state=None):
-        super().__init__(classes, labeler, k=k, beta=beta, text_encoder=text_encoder,
+        super().__init__(classes, labeler, k=k, text_encoder=text_encoder,
                          general_model=general_model, min_similarity=min_similarity,
                          name_bonus=name_bonus, nodes=nodes, class_template=class_template,
-                         label_statistic=label_statistic, combination=combination,
                          reuse=reuse, on_uncovered=on_uncovered, batch_size=batch_size,
                          cache_dir=cache_dir, device=device, verbose=verbose,
                          patch_calibration=patch_calibration)
+        self.beta = beta
+        self.label_statistic = label_statistic
+        self.combination = combination
         self.random_state = random_state
 
-    def _pick(self, losses):
-        """Per matched class, up to k experts drawn among those with a loss <= beta."""
-        rng = check_random_state(self.random_state)
-        beta = np.inf if self.beta is None else float(self.beta)
-        picks = []
-        for column in np.asarray(losses).T:
-            usable = np.flatnonzero(np.isfinite(column) & (column <= beta))
-            picks.append(rng.choice(usable, size=min(self.k, len(usable)), replace=False))
-        return picks
+    def _select(self, task, labels):
+        """CHCO over every expert (none screened out: any may be drawn), then up to k experts
+        per class drawn among those with a finite loss at most ``beta``."""
+        selection = select_experts(task, labels, k=self.k, beta=self.beta,
+                                   statistic=self.label_statistic,
+                                   combination=self.combination,
+                                   pick=partial(_draw, rng=check_random_state(self.random_state)))
+        self.reuse_losses_ = selection.losses
+        return selection
+
+
+def _draw(losses, k, beta, rng):
+    """Per matched class, up to k experts drawn among those with a finite loss <= beta."""
+    picks = []
+    for column in np.asarray(losses).T:
+        usable = np.flatnonzero(np.isfinite(column) & (column <= beta))
+        picks.append(rng.choice(usable, size=min(k, len(usable)), replace=False))
+    return picks

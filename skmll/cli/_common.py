@@ -6,10 +6,7 @@ import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
-
-from ._reasons import SERVE_HINT, UncoveredError, uncovered_message, uncovered_reasons
 
 # C0 and C1 control characters: printed raw, they would drive the reader's terminal.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -126,6 +123,9 @@ def open_label_dir(args):
 
 def add_selection_flags(parser):
     """The :class:`~skmll.MLLZeroShotClassifier` and labeler parameters, named after them."""
+    from ..baselines import SELECTION_METHODS   # here: 'skmll --help' imports no torch
+    from ..reuse import REUSE_RULES
+
     group = parser.add_argument_group("selection (MLLZeroShotClassifier parameters)")
     group.add_argument("--k", type=positive_int, default=2, help="experts per class (default 2)")
     group.add_argument("--beta", type=non_negative, default=None,
@@ -134,13 +134,19 @@ def add_selection_flags(parser):
                        help="label mixing weight in [0, 1] (default 1.0)")
     group.add_argument("--min-similarity", type=float, default=0.0,
                        help="class-node pairs less similar stay unmatched (default 0.0)")
-    group.add_argument("--reuse", choices=["profile", "entropy"], default="profile",
+    group.add_argument("--reuse", choices=list(REUSE_RULES), default="profile",
                        help="how selected experts' outputs are combined (default profile)")
     group.add_argument("--max-cost", type=non_negative, default=None,
                        help="budget per image of the experts run, in --cost-unit (default: "
                             "none)")
     group.add_argument("--cost-unit", choices=["gflops", "ms"], default="gflops",
                        help="what --max-cost counts (default gflops)")
+    group.add_argument("--selection", choices=list(SELECTION_METHODS), default="chco",
+                       help="how experts are selected: CHCO or a baseline (default chco; "
+                            "logme and leep run the experts on the SDAG's images, which a "
+                            "label directory does not hold)")
+    group.add_argument("--random-state", type=int, default=None,
+                       help="seed of the baselines' draws (default: a fresh draw)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", metavar="PATH", default=None,
                        help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
@@ -153,63 +159,6 @@ def add_device_flag(parser, what):
     parser.add_argument("--device", metavar="DEVICE", default=None,
                         help=f"where {what} run: cpu, cuda, cuda:1, ... (default: where each "
                              "expert's hub-file table says, the CPU unless it names a device)")
-
-
-def fitted_classifier(args, classes, *, on_uncovered):
-    """The classifier for ``classes`` fitted on the label directory: reads labels, builds no
-    expert (the general model, when one is named, is built).
-
-    Raises
-    ------
-    UncoveredError
-        When no class is served (by an expert or the general model), or some class is not and
-        ``on_uncovered="raise"``: one line with every such class's reason and the flags to use.
-    """
-    stage(args, "loading skmll")
-    from .._classifier import MLLZeroShotClassifier   # here: 'skmll --help' imports no torch
-    from ._general import build_general_model
-
-    stage(args, f"reading the label directory {args.labels}")
-    labeler = open_label_dir(args)
-    if args.general_model is not None:
-        stage(args, "building the general model {}:{}".format(*args.general_model))
-    general_model = build_general_model(args, labeler.hub_)
-    classifier = MLLZeroShotClassifier(
-        classes, labeler, k=args.k, beta=args.beta, max_cost=args.max_cost,
-        cost_unit=args.cost_unit, min_similarity=args.min_similarity, reuse=args.reuse,
-        general_model=general_model, on_uncovered="drop", cache_dir=args.cache_dir,
-        device=args.device, verbose=args.verbose,
-        # the patch calibration runs the general model on the SDAG's images, which a label
-        # directory does not hold: the general model's share is taken as it is (the paper's rule)
-        patch_calibration=None)
-    stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
-                f"(text encoder) and selecting among {len(labeler.hub_)} experts")
-    return _fit_serving(classifier, args, on_uncovered)
-
-
-def _fit_serving(classifier, args, on_uncovered):
-    """``classifier.fit()``, with the classes it cannot serve reported in the CLI's terms."""
-    classes, general_model = classifier.classes, classifier.general_model
-    try:
-        classifier.fit()
-    except ValueError:
-        if (general_model is not None or getattr(classifier, "experts_", None) is None
-                or any(classifier.experts_.values())):
-            raise   # not the "no class is covered" of a fit that matched and selected
-        reasons = uncovered_reasons(classifier, args)
-        raise UncoveredError(uncovered_message(reasons, len(classes), SERVE_HINT)) from None
-    if on_uncovered == "raise" and classifier.dropped_classes_:
-        reasons = uncovered_reasons(classifier, args)
-        raise UncoveredError(uncovered_message(
-            reasons, len(classes), f"{SERVE_HINT}, or --on-uncovered drop to leave them out"))
-    return classifier
-
-
-def stage(args, what):
-    """Say on stderr what the command is doing now, when progress is shown (``-v``, a
-    terminal): the steps before the first progress bar take seconds."""
-    if args.verbose:
-        print(f"skmll {args.command}: {what} ...", file=sys.stderr, flush=True)
 
 
 def as_json(document):

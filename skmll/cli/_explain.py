@@ -6,9 +6,9 @@ from ._common import (
     add_device_flag,
     add_label_dir_flags,
     add_selection_flags,
-    fitted_classifier,
     printable,
 )
+from ._fitting import fitted_classifier
 from ._general import add_general_model_flags
 from ._reasons import SERVE_HINT, uncovered_reasons
 

@@ -58,7 +58,7 @@ def build_general_model(args, hub):
 
 
 def _conse(name, hub, device):
-    from ..reuse import ConSE, imagenet_class_names
+    from ..reuse import ConSE
 
     if name not in hub.names:
         raise UsageError(f"--general-model conse:{name}: no expert {name!r} in the hub (it has "

@@ -17,10 +17,10 @@ from ._common import (
     add_selection_flags,
     as_csv,
     as_json,
-    fitted_classifier,
     positive_int,
     write_output,
 )
+from ._fitting import fitted_classifier
 from ._general import add_general_model_flags
 
 EXAMPLES = """\

@@ -8,8 +8,8 @@ from ._common import (
     add_selection_flags,
     as_json,
     as_table,
-    fitted_classifier,
 )
+from ._fitting import fitted_classifier
 from ._general import add_general_model_flags
 from ._reasons import SERVE_HINT, uncovered_reasons
 

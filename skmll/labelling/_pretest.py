@@ -17,7 +17,7 @@ from scipy.special import softmax
 
 from ..hub import ExpertError, count_gflops, n_heads, run_expert, using_expert
 from ..hub._images import prefetched
-from ..utils import CacheWriteWarning
+from ..utils import CacheWriteWarning, progress
 
 
 @dataclass
@@ -94,12 +94,9 @@ def _shard_sums(expert, sdag, nodes, batch_size):
     probability_sums = np.zeros((len(nodes), width))
     counts = np.zeros(len(nodes), dtype=np.int64)
     seconds = 0.0
-    # The next batch's files are read and decoded in a background thread during this forward.
-    batches = prefetched(sdag.iter_batches(batch_size, nodes=[sdag.node_ids[n] for n in nodes]))
-    for images, node_index in batches:
-        start = time.perf_counter()
-        logits = run_expert(expert, images).astype(np.float64)
-        seconds += time.perf_counter() - start
+    for _, node_index, (logits,), (spent,) in run_over_nodes([expert], sdag, nodes, batch_size):
+        logits = logits.astype(np.float64)
+        seconds += spent
         # A batch holds each node's images consecutively: sum each run of one node, then add
         # the run sums to their rows (np.add.at is also right if a node's run came back).
         starts = np.flatnonzero(np.diff(node_index, prepend=-1))
@@ -109,6 +106,61 @@ def _shard_sums(expert, sdag, nodes, batch_size):
                   np.add.reduceat(softmax(logits, axis=1), starts, axis=0))
         np.add.at(counts, rows, np.diff(starts, append=len(node_index)))
     return logit_sums, probability_sums, counts, seconds
+
+
+def run_over_nodes(experts, sdag, nodes, batch_size, *, wanted=None, verbose=0,
+                   desc="SDAG images"):
+    """Run each expert once per batch over the SDAG images of ``nodes``, in that order.
+
+    The next batch's files are read and decoded in a background thread during the forward
+    passes on this one. The SDAG's images are numbered node by node in index order (the image
+    numbers of node ``i`` follow those of nodes ``0 .. i-1``).
+
+    Parameters
+    ----------
+    experts : list of experts
+    sdag : SemanticDAG
+    nodes : sequence of int
+        SDAG node indices, each once.
+    batch_size : int
+        Most images per batch.
+    wanted : bool ndarray of shape (n_sdag_images,) or None, default=None
+        The images to run the experts on (None: all); a batch with none of them runs nothing.
+    verbose : int, default=0
+        A progress bar over the batches when > 0.
+    desc : str, default="SDAG images"
+        The progress bar's label.
+
+    Yields
+    ------
+    numbers : int ndarray of shape (b,)
+        The SDAG image number of each image run.
+    node_index : int ndarray of shape (b,)
+        The node index of each image run.
+    outputs : list of ndarray of shape (b, n_outputs_m)
+        Each expert's logits on them, as the expert returns them.
+    seconds : list of float
+        The time each expert's forward pass took.
+    """
+    first = np.concatenate([[0], np.cumsum(sdag.n_images)])
+    numbers = np.concatenate([np.zeros(0, dtype=np.int64)] + [
+        np.arange(first[n], first[n + 1]) for n in nodes])
+    batches = prefetched(sdag.iter_batches(batch_size, nodes=[sdag.node_ids[n] for n in nodes]))
+    start = 0
+    for images, node_index in progress(batches, verbose=verbose, desc=desc, unit="batch"):
+        batch_numbers = numbers[start:start + len(images)]
+        start += len(images)
+        if wanted is not None:
+            keep = wanted[batch_numbers]
+            if not keep.any():
+                continue
+            images, node_index, batch_numbers = images[keep], node_index[keep], batch_numbers[keep]
+        outputs, seconds = [], []
+        for expert in experts:
+            began = time.perf_counter()
+            outputs.append(run_expert(expert, images))
+            seconds.append(time.perf_counter() - began)
+        yield batch_numbers, node_index, outputs, seconds
 
 
 class SharedWork:

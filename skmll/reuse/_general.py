@@ -30,7 +30,7 @@ from scipy.special import softmax
 from ..hub import MixedSizeBatch, preprocess, run_expert
 from ..hub._base import hash_state_dict, n_heads
 from ..selection._text import default_text_encoder, embed_texts
-from ..utils import hash_json, new_hasher
+from ..utils import check_template, fill_template, hash_json, new_hasher
 
 _OPEN_CLIP_SCHEMAS = ("hf-hub:", "local-dir:")
 
@@ -51,10 +51,10 @@ def _resolve_templates(templates):
                              "or a list of strings containing '{}'")
         return tuple(sets[templates])
     templates = tuple(templates)
-    if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+    if not templates:
         raise ValueError("templates must be a non-empty list of strings, each containing '{}' "
                          f"where the class name goes; got {templates!r}")
-    return templates
+    return tuple(check_template(t, what="each of templates") for t in templates)
 
 
 def _check_names(names, what="class_names"):
@@ -116,7 +116,8 @@ def zero_shot_weights(encode_text, class_names, templates, *, batch_size=256):
     """
     class_names = _check_class_names(class_names)
     templates = _resolve_templates(templates)
-    prompts = [template.replace("{}", name) for name in class_names for template in templates]
+    prompts = [fill_template(template, name) for name in class_names
+               for template in templates]
     parts = [_to_numpy(encode_text(prompts[start:start + batch_size]))
              for start in range(0, len(prompts), batch_size)]
     embeddings = np.concatenate(parts).astype(np.float64)

@@ -1,6 +1,157 @@
 """Selection of expert predictors per class (Algorithm 1, line 10)."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
+
+from ..utils import quoted_names
+from ._screen import reuse_problems, solve_hub
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The experts chosen to serve a task's classes, and what chose them.
+
+    Attributes
+    ----------
+    names : list of str
+        The experts considered, in hub order: the rows of ``losses``.
+    experts : dict of str to list of (str, float, ndarray)
+        Per class of the task, in the order given, its serving experts as (name, score, head
+        weights): the score is the reuse loss, or the metric that ranked the expert; ``[]``
+        where no expert serves the class.
+    losses : ndarray of shape (n_experts, n_matched)
+        What ranked the experts for each matched class, lower is better (CHCO losses, inf
+        where unusable or never solved; a metric's negative).
+    heads : list or ndarray
+        How each expert would serve each matched class: its CHCO head weights, one
+        (n_heads, n_matched) array per expert (None where never solved); or one head index
+        per expert and class (-1 where untested).
+    costs : ndarray of shape (n_experts,) or None, default=None
+        Each expert's cost per image that the selection weighed (NaN: unknown).
+    over_budget_reasons : dict of str to str, default={}
+        Classes that some expert could serve but none within the budget, with the reason.
+    """
+
+    names: list
+    experts: dict
+    losses: np.ndarray
+    heads: object
+    costs: np.ndarray = None
+    over_budget_reasons: dict = field(default_factory=dict)
+
+    @property
+    def used(self):
+        """The distinct serving experts, in hub order."""
+        serving = {name for served in self.experts.values() for name, _, _ in served}
+        return [name for name in self.names if name in serving]
+
+    @classmethod
+    def from_picks(cls, task, names, picks, scores, head_weights, **fields):
+        """The selection of ``picks[j]`` (expert indices) for the j-th matched class of
+        ``task``, each reported with ``scores[m, j]`` and ``head_weights(m, j)``."""
+        experts = {c: [] for c in task.classes}
+        for j, class_index in enumerate(task.matched):
+            experts[task.classes[class_index]] = [
+                (names[m], float(scores[m, j]), head_weights(m, j)) for m in picks[j]]
+        return cls(list(names), experts, **fields)
+
+
+def select_experts(task, labels, costs=None, *, k=2, beta=None, max_cost=None, tolerance=0.0,
+                   unit="gflops", statistic="probability", combination="chco", pick=None):
+    """Up to ``k`` experts per matched class, by their CHCO reuse loss (Eq. 4-11).
+
+    Every expert's label is read on the task's nodes (:func:`reuse_problems`) and CHCO solved
+    over the whole hub as one batched problem; experts whose lower bounds show that they cannot
+    enter any class's top k are never solved (hubs of more than 4k experts), and the contenders
+    are solved tightly (:func:`solve_hub`). Each class then keeps the experts ``pick`` chooses:
+    by default its ``k`` smallest losses at most ``beta``, or, when costs are weighed, the
+    cheapest near-best within the budget (:func:`select_within_budget`).
+
+    Parameters
+    ----------
+    task : TaskMatch
+        The task's classes and their SDAG nodes (:func:`match_task`).
+    labels : dict of str to ModelLabel
+        Every expert's label, in hub order.
+    costs : ndarray of shape (n_experts,) or None, default=None
+        Each expert's cost per image in ``unit`` (NaN: unknown); needed when ``max_cost`` or
+        ``tolerance`` is given.
+    k : int, default=2
+        Predictors per class.
+    beta : float or None, default=None
+        Keep predictors with a loss at most ``beta``; None keeps any finite loss.
+    max_cost : float or None, default=None
+        Budget per image: the summed cost of the distinct selected experts.
+    tolerance : float, default=0.0
+        Loss slack within which a cheaper candidate is preferred.
+    unit : str, default="gflops"
+        What ``costs`` weigh, for the over-budget reasons.
+    statistic : {"probability", "logit"}, default="probability"
+        What CHCO's head-class matrix is made of (:func:`reuse_problems`).
+    combination : {"chco", "heu"}, default="chco"
+        "heu" is the paper's ablation: one head per class.
+    pick : callable or None, default=None
+        ``pick(losses, k, beta) -> list of int ndarrays`` (expert indices per matched class),
+        with ``beta`` a float (inf for None); it replaces the choice by loss, and every expert
+        is then solved, since it may pick any of them.
+
+    Returns
+    -------
+    Selection
+
+    Examples
+    --------
+    Two experts' labels on the task's two nodes (rows: nodes; columns: heads): the sharp
+    expert's heads tell the classes apart, the vague one's barely.
+
+    >>> from types import SimpleNamespace
+    >>> from skmll.selection import TaskMatch
+    >>> task = TaskMatch(["cat", "dog"], np.array([0, 1]), np.ones(2), ["cat.n.01", "dog.n.01"])
+    >>> labels = {"sharp": SimpleNamespace(probabilities=np.array([[0.9, 0.1], [0.1, 0.9]])),
+    ...           "vague": SimpleNamespace(probabilities=np.array([[0.6, 0.4], [0.4, 0.6]]))}
+    >>> selection = select_experts(task, labels, k=1)
+    >>> selection.used, selection.losses.round(2).tolist()
+    (['sharp'], [[0.21, 0.21], [1.02, 1.02]])
+    """
+    names = list(labels)
+    beta = np.inf if beta is None else float(beta)
+    if len(task.matched) == 0 or not names:
+        return Selection(names, {c: [] for c in task.classes}, np.zeros((len(names), 0)), [],
+                         costs)
+    weighs_costs = max_cost is not None or tolerance > 0
+    problems = reuse_problems(labels.values(), task.nodes[task.matched], statistic)
+    # Contenders per class: a margin over the k that are kept; every expert when costs
+    # decide, since a cheap expert far down the ranking may be the one selected.
+    solutions = solve_hub(problems, k=k, depth=len(names) if weighs_costs else 4 * int(k),
+                          screen=pick is None, combination=combination, names=names)
+    losses = np.stack([loss for _, loss in solutions])
+    if pick is not None:
+        picks = pick(losses, k, beta)
+    elif weighs_costs:
+        picks = select_within_budget(losses, k, costs, beta=beta, max_cost=max_cost,
+                                     tolerance=float(tolerance), names=names)
+    else:
+        picks = select_predictors(losses, k, beta)
+    reasons = {} if max_cost is None else _over_budget_reasons(
+        task, names, losses, picks, beta, f"max_cost={max_cost} {unit}")
+    return Selection.from_picks(
+        task, names, picks, losses, lambda m, j: solutions[m][0][:, j].copy(), losses=losses,
+        heads=[weights for weights, _ in solutions], costs=costs, over_budget_reasons=reasons)
+
+
+def _over_budget_reasons(task, names, losses, picks, beta, budget):
+    """Why each matched class that some expert could serve has no predictor: the budget."""
+    reasons = {}
+    for j, class_index in enumerate(task.matched):
+        could = np.flatnonzero(np.isfinite(losses[:, j]) & (losses[:, j] <= beta))
+        if not len(picks[j]) and len(could):
+            ranked = [names[m] for m in could[np.argsort(losses[could, j])]]
+            reasons[task.classes[class_index]] = (
+                f"no expert that could serve it ({quoted_names(ranked[:3])}"
+                f"{' ...' if len(ranked) > 3 else ''}) fits within {budget} "
+                "per image beside the experts of the other classes")
+    return reasons
 
 
 def select_predictors(losses, k, beta=np.inf):

@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 from skmll import MLLZeroShotClassifier
-from skmll.cli import main
+from skmll.baselines import SELECTION_METHODS, RandomMLLClassifier
+from skmll.cli import build_parser, main
+from skmll.reuse import REUSE_RULES
 from skmll.labelling import load_label_dir
 
 from ._factories import BUILD_LOG, builds
@@ -184,6 +186,35 @@ def test_search_and_explain_read_labels_only(label_dir, capsys, tmp_path, monkey
     code, out, _ = run_main(capsys, "explain", "--labels", label_dir, "--no-cache", "dog")
     assert code == 0 and "'dog' -> dog.n.01" in out and "colour: loss" in out
     assert builds(tmp_path / "builds.log") == []
+
+
+def test_selection_methods_and_reuse_rules_come_from_the_registries(label_dir, capsys):
+    """--selection reaches every method of SELECTION_METHODS, as its class selects (LogME and
+    LEEP run the experts on the SDAG's images, which a label directory does not hold)."""
+    code, out, err = run_main(capsys, "search", "--labels", label_dir, "--no-cache", "--k", "2",
+                              "--selection", "random", "--random-state", "3", "--format", "json",
+                              "dog", "sandal")
+    assert code == 0, err
+    expected = RandomMLLClassifier(["dog", "sandal"], load_label_dir(label_dir), k=2,
+                                   random_state=3, cache_dir=False, on_uncovered="drop").fit()
+    assert [[(e["name"], e["loss"]) for e in c["experts"]] for c in json.loads(out)["classes"]] \
+        == [[(name, score) for name, score, _ in expected.experts_[c]] for c in ("dog", "sandal")]
+    code, out, err = run_main(capsys, "search", "--labels", label_dir, "--no-cache", "--k", "2",
+                              "--format", "json", "dog", "sandal")
+    assert code == 0, err
+    chco = MLLZeroShotClassifier(["dog", "sandal"], load_label_dir(label_dir), k=2,
+                                 cache_dir=False, on_uncovered="drop").fit()
+    assert [[e["name"] for e in c["experts"]] for c in json.loads(out)["classes"]] \
+        == [[name for name, _, _ in chco.experts_[c]] for c in ("dog", "sandal")] \
+        != [[name for name, _, _ in expected.experts_[c]] for c in ("dog", "sandal")]
+    code, _, err = run_main(capsys, "search", "--labels", label_dir, "--selection", "leep",
+                            "--beta", "0.5", "dog")
+    assert code == 2 and "--selection leep takes no --beta" in err
+    help_text = build_parser().format_help() + "".join(
+        action.choices["search"].format_help() for action in build_parser()._subparsers._actions
+        if isinstance(action.choices, dict))
+    assert "{" + ",".join(SELECTION_METHODS) + "}" in help_text
+    assert "{" + ",".join(REUSE_RULES) + "}" in help_text
 
 
 def test_usage_errors_exit_2_with_one_line(world, label_dir, capsys, tmp_path):

@@ -60,8 +60,10 @@ def test_zero_shot_weights_reads_template_sets_and_rejects_bad_input():
     assert seen == ["a photo of a cat."]
     with pytest.raises(ValueError, match="unknown template set"):
         zero_shot_weights(np.ones, ["cat"], "no-such-set")
-    with pytest.raises(ValueError, match="containing"):
+    with pytest.raises(ValueError, match="templates must hold exactly one"):
         zero_shot_weights(np.ones, ["cat"], ["no placeholder"])
+    with pytest.raises(ValueError, match="templates must hold exactly one"):
+        zero_shot_weights(np.ones, ["cat"], ["{} or {}"])
     with pytest.raises(ValueError, match="unique"):
         zero_shot_weights(np.ones, ["cat", "cat"], ["{}"])
     with pytest.raises(TypeError, match="not the string"):
