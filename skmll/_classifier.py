@@ -519,7 +519,8 @@ class MLLZeroShotClassifier(ClassifierMixin, BaseEstimator):
                  for c in self._task_classes]
         self.patch_bias_ = calibrate_patch(
             self.general_model, sdag, self._task_classes, nodes, covered,
-            max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir)
+            max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir,
+            references=self.labeler.cache_dir)   # a label directory keeps reference images
 
     def _unmatch_nested(self, classes, node_of_class, sdag):
         """Unmatch each class matched by text to an image-less ancestor of another class's node.

@@ -9,6 +9,7 @@ directory everything that the second step needs, and :func:`load_label_dir` open
     DIR/sdag.json      the SDAG without images (SemanticDAG.to_manifest): node ids, edges,
                        texts, each node's image count and data key
     DIR/hub.toml       the hub file, every expert's n_outputs and fingerprint declared
+    DIR/patch-references/  a few images per node, for calibrating the patch without the SDAG
 
 ``ModelLabeler(sdag, cache_dir=DIR)`` keeps its records in ``DIR/labels`` already, so labelling
 into ``DIR`` and saving it writes each record once.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hub import ExpertCost, LazyExpert, ModelHub, expert_fingerprint, n_heads
+from ..reuse._patch import save_reference_images
 from ..semantic_graph import SemanticDAG
 from ..utils import atomic_write_bytes
 from ._labeler import ModelLabeler
@@ -155,6 +157,7 @@ def save_label_dir(labeler, directory):
             raise OSError(f"could not write the labels of expert {expert.name!r} into "
                           f"{store.records}")
     hub.to_toml(directory / HUB_FILE, declare_missing=True)
+    save_reference_images(sdag, directory)   # the patch calibrates on them without the SDAG
     # the manifest last: a directory with one has every record it describes
     atomic_write_bytes(directory / SDAG_MANIFEST,
                        json.dumps(sdag.to_manifest(), indent=1).encode("utf-8"))

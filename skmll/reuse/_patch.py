@@ -20,6 +20,8 @@ Reference images of uncovered classes (a node exists but no expert passes select
 bias within that budget, to the value that separates the two kinds of image best.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from ..hub import map_size_groups
@@ -33,6 +35,14 @@ _ROW_SUM_TOLERANCE = 1e-3
 # Reference images per class that the general model sees at fit time (evenly drawn from the
 # node and its descendants): the paper's SDAG stores 50 per node.
 REFERENCE_IMAGES_PER_CLASS = 50
+# Images per SDAG node that a label directory keeps for calibrating where the SDAG's images are
+# absent: 4 x 224 x 224 x 3 bytes = 0.6 MB per node, about 6.8 GB for the paper's 11k nodes.
+REFERENCE_IMAGES_PER_NODE = 4
+REFERENCES_FOLDER = "patch-references"
+_INDEX = "index"
+_NODES_PER_SHARD = 64
+# Kept images need one size per node; an SDAG that resizes nothing is kept at CLIP's input size.
+_STORED_SIZE = (224, 224)
 
 # Reference probabilities by content key (general-model fingerprint, class names, images), so a
 # second identical fit, or a clone's, runs no forward pass. Entries are a few kB each.
@@ -312,25 +322,178 @@ def _subtree(sdag, node_id):
     return list(seen)
 
 
-def _reference_proba(general_model, sdag, nodes, class_names, cache_dir):
+def _holds_images(sdag):
+    # An SDAG read from a label directory's manifest describes its images without holding them.
+    return getattr(sdag, "_described", None) is None
+
+
+class _HeldImages:
+    """The SDAG's own images of each node."""
+
+    def __init__(self, sdag):
+        self._sdag = sdag
+
+    def count(self, node):
+        return int(self._sdag.n_images[self._sdag.node_index[node]])
+
+    def key(self, node):
+        return self._sdag.node_data_hash(node)
+
+    def batches(self, nodes):
+        return (images for images, _ in self._sdag.iter_batches(nodes=nodes))
+
+
+class StoredReferenceImages:
+    """The reference images a label directory keeps for the patch calibration.
+
+    :func:`save_reference_images` writes them when the directory is written; they stand in for
+    the SDAG's images where a label directory is opened without them. Each shard of nodes is a
+    checksummed record of plain uint8 arrays (no pickle); an index record lists the shards.
+
+    Parameters
+    ----------
+    directory : path
+        A label directory.
+    sdag : SemanticDAG
+        The SDAG the directory describes: every node's stored images must come from the
+        images this SDAG records for it (the same data key).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the directory keeps no reference images (written before they were kept, or its
+        index is damaged: a warning then says why).
+    """
+
+    def __init__(self, directory, sdag):
+        self._folder = Path(directory) / REFERENCES_FOLDER
+        index = load_record(self._folder, _INDEX) if self._folder.is_dir() else None
+        if index is None:
+            raise FileNotFoundError(
+                f"label directory {str(directory)!r} keeps no reference images for the patch "
+                "calibration (written by an skmll that did not keep them): write it again from "
+                "the SDAG's images (skmll label), or pass patch_calibration=None for the "
+                "paper's rule")
+        self._where = {}
+        for shard in index[1]["shards"]:
+            for position, (node, data_key, count) in enumerate(shard["nodes"]):
+                self._where[node] = (shard["key"], position, data_key, count)
+        self._sdag = sdag
+        self._shards = {}
+
+    def count(self, node):
+        if node not in self._where:
+            return 0
+        _, _, data_key, count = self._where[node]
+        if data_key != self._sdag.node_data_hash(node):
+            raise ValueError(f"the reference images kept for node {node!r} in "
+                             f"{str(self._folder)!r} come from other images than the SDAG's: "
+                             "write the label directory again")
+        return count
+
+    def key(self, node):
+        _, _, data_key, count = self._where[node]
+        return f"{data_key}:kept {count}"
+
+    def batches(self, nodes):
+        for node in nodes:
+            shard, position, _, _ = self._where[node]
+            yield self._shard(shard)[f"node_{position}"].astype(np.float32) / 255.0
+
+    def _shard(self, key):
+        if key not in self._shards:
+            record = load_record(self._folder, key)
+            if record is None:
+                raise FileNotFoundError(f"reference-image record {key!r} in "
+                                        f"{str(self._folder)!r} is missing or damaged: write "
+                                        "the label directory again")
+            self._shards = {key: record[0]}   # one shard held at a time bounds the memory
+        return self._shards[key]
+
+
+def _shard_arrays(sdag, nodes, per_node, image_size):
+    arrays = {}
+    for position, node in enumerate(nodes):
+        batches = sdag.iter_batches(batch_size=per_node, nodes=[node], image_size=image_size)
+        images, _ = next(iter(batches))   # the node's first files: a random sample already
+        arrays[f"node_{position}"] = np.round(images * 255).astype(np.uint8)
+    return arrays
+
+
+def save_reference_images(sdag, directory, *, per_node=REFERENCE_IMAGES_PER_NODE):
+    """Keep up to ``per_node`` images of every SDAG node with images in a label directory.
+
+    What the patch calibration needs where the directory is opened without the SDAG's images
+    (:class:`StoredReferenceImages`): ``DIR/patch-references/``, records of uint8 arrays at the
+    SDAG's image size (224 x 224 where it has none), in shards of nodes, each with its own
+    checksum. Shards already kept for the same images are not written again. An SDAG that
+    holds no images (read from a manifest) keeps what the directory has.
+
+    Parameters
+    ----------
+    sdag : SemanticDAG
+    directory : path
+    per_node : int, default=REFERENCE_IMAGES_PER_NODE
+
+    Returns
+    -------
+    n_bytes : int
+        The size of the images kept (0 when nothing was written).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skmll import SemanticDAG
+    >>> sdag = SemanticDAG(["thing", "dark"], edges=[("thing", "dark")],
+    ...                    data={"dark": np.zeros((6, 8, 8), np.uint8)})
+    >>> folder = tempfile.mkdtemp()
+    >>> save_reference_images(sdag, folder, per_node=4)
+    768
+    >>> StoredReferenceImages(folder, sdag).count("dark")
+    4
+    """
+    if not _holds_images(sdag):
+        return 0
+    folder = Path(directory) / REFERENCES_FOLDER
+    image_size = sdag.image_size or _STORED_SIZE
+    nodes = [sdag.node_ids[n] for n in np.flatnonzero(sdag.n_images > 0)]
+    shards, n_bytes = [], 0
+    for start in range(0, len(nodes), _NODES_PER_SHARD):
+        chunk = nodes[start:start + _NODES_PER_SHARD]
+        key = hash_json(["patch-references", [sdag.node_data_hash(n) for n in chunk], per_node,
+                         list(image_size)])
+        record = load_record(folder, key) if (folder / f"{key}.json").is_file() else None
+        arrays = record[0] if record is not None else _shard_arrays(sdag, chunk, per_node,
+                                                                     image_size)
+        if record is None:
+            save_record(folder, key, arrays, {"nodes": chunk})
+        counts = [len(arrays[f"node_{i}"]) for i in range(len(chunk))]
+        n_bytes += sum(a.nbytes for a in arrays.values())
+        shards.append({"key": key, "nodes": [[n, sdag.node_data_hash(n), c]
+                                             for n, c in zip(chunk, counts)]})
+    save_record(folder, _INDEX, {}, {"shards": shards})   # last: it names only whole shards
+    return n_bytes
+
+
+def _reference_proba(general_model, source, nodes, class_names, cache_dir):
     """The general model's probabilities on up to ``REFERENCE_IMAGES_PER_CLASS`` images drawn
     evenly from ``nodes``; remembered by content when the model has a ``fingerprint``."""
-    nodes = [n for n in nodes if sdag.n_images[sdag.node_index[n]]]
-    counts = [int(sdag.n_images[sdag.node_index[n]]) for n in nodes]
+    nodes = [n for n in nodes if source.count(n)]
+    counts = [source.count(n) for n in nodes]
     if not nodes:
         return np.zeros((0, len(class_names)))
     fingerprint = getattr(general_model, "fingerprint", None)
     key = None
     if isinstance(fingerprint, str):
         key = hash_json(["patch-reference", fingerprint, list(class_names),
-                         [sdag.node_data_hash(n) for n in nodes], REFERENCE_IMAGES_PER_CLASS])
+                         [source.key(n) for n in nodes], REFERENCE_IMAGES_PER_CLASS])
         stored = _recall(key, cache_dir)
         if stored is not None:
             return stored
     keep = np.unique(np.linspace(0, sum(counts) - 1, REFERENCE_IMAGES_PER_CLASS).round()
                      .astype(int))
     parts, seen = [], 0
-    for images, _ in sdag.iter_batches(nodes=nodes):
+    for images in source.batches(nodes):
         rows = keep[(keep >= seen) & (keep < seen + len(images))] - seen
         seen += len(images)
         if len(rows):
@@ -363,8 +526,18 @@ def _remember(key, proba, cache_dir, general_model, nodes):
                     {"general_model": str(getattr(general_model, "name", "")), "nodes": nodes})
 
 
+def _image_source(sdag, references):
+    if _holds_images(sdag):
+        return _HeldImages(sdag)
+    if references is None or references is False:
+        raise ValueError("the SDAG holds no images (read from a label directory) and no label "
+                         "directory with reference images was given, so the patch cannot be "
+                         "calibrated; pass patch_calibration=None for the paper's rule")
+    return StoredReferenceImages(references, sdag)
+
+
 def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
-                    max_covered_loss=0.01, cache_dir=None):
+                    max_covered_loss=0.01, cache_dir=None, references=None):
     """The patch bias of a task, measured on the SDAG's reference images.
 
     Reference images of a class are drawn evenly from its node and the node's descendants
@@ -387,6 +560,9 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
     cache_dir : path, None or False, default=None
         Also keep the reference probabilities on disk (None: the default folder; False: off),
         when the general model has a ``fingerprint``. They are always kept in memory then.
+    references : path or None, default=None
+        A label directory whose kept reference images (:func:`save_reference_images`) stand
+        in for the SDAG's when ``sdag`` holds none (an SDAG read from that directory).
 
     Returns
     -------
@@ -394,6 +570,7 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
         For :func:`patch_probabilities`.
     """
     covered = np.asarray(covered, dtype=bool)
+    source = _image_source(sdag, references)
     covered_nodes = {n for node, c in zip(class_nodes, covered) if c
                      for n in _subtree(sdag, node)}
     scores = {True: [], False: []}
@@ -401,7 +578,7 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
         if node is None:
             continue
         nodes = [n for n in _subtree(sdag, node) if is_covered or n not in covered_nodes]
-        proba = _reference_proba(general_model, sdag, nodes, class_names, cache_dir)
+        proba = _reference_proba(general_model, source, nodes, class_names, cache_dir)
         scores[bool(is_covered)].append(routing_scores(proba, covered))
     if not scores[True]:
         raise ValueError("no covered class has reference images in the SDAG to calibrate the "

@@ -106,43 +106,106 @@ def table(world):
     return json.loads(out.getvalue())
 
 
-def test_run_prints_table_1_for_each_dataset_and_method(table):
-    assert [(r["dataset"], r["method"]) for r in table] == [
-        (d, m) for d in ["oxford_pets", "caltech101", "mean"] for m in ["MLL", "CLIP", "MLL+CLIP"]]
-    by = {(r["dataset"], r["method"]): r for r in table}
-    assert by["caltech101", "MLL"]["coverage"] > 0   # the stand-in hub serves classes: MLL runs
-    assert by["oxford_pets", "CLIP"]["n_images"] == 6
-    assert by["caltech101", "CLIP"]["n_classes"] == 2   # the background folder is no class
+def _by(table):
+    return {(r["dataset"], r["configuration"], r["method"]): r for r in table}
+
+
+def test_run_prints_table_1_per_configuration_with_the_papers_figures(table):
+    methods = ["CLIP", "CLIP (10 prompts)", "MLL"]
+    assert [(r["dataset"], r["configuration"], r["method"]) for r in table] == [
+        (d, c, m) for d in ["oxford_pets", "caltech101", "mean"] for c in ["paper", "skmll"]
+        for m in methods]
+    by = _by(table)
+    assert by["oxford_pets", "paper", "CLIP"]["n_images"] == 6
+    assert by["caltech101", "paper", "CLIP"]["n_classes"] == 2   # the background is no class
     for dataset in ["oxford_pets", "caltech101"]:
-        assert by[dataset, "CLIP"]["coverage"] == 1.0
-        assert by[dataset, "MLL"]["coverage"] == by[dataset, "MLL+CLIP"]["coverage"]
-        for row in (by[dataset, m] for m in ["MLL", "CLIP", "MLL+CLIP"]):
-            assert 0.0 <= row["acc_all"] <= 1.0
-    mean = by["mean", "CLIP"]["acc_all"]
-    assert mean == pytest.approx((by["oxford_pets", "CLIP"]["acc_all"]
-                                  + by["caltech101", "CLIP"]["acc_all"]) / 2)
+        for configuration in ["paper", "skmll"]:
+            rows = [by[dataset, configuration, m] for m in methods]
+            # every row's Acc(c) is over the configuration's covered classes
+            assert len({r["coverage"] for r in rows}) == 1
+    # the published figures stand beside the paper's configuration only
+    pets = by["oxford_pets", "paper", "MLL"]
+    assert (pets["paper_acc_covered"], pets["paper_coverage"], pets["paper_acc_all"]) == (
+        0.9861, 0.53, 0.8614)
+    assert by["oxford_pets", "paper", "CLIP"]["paper_acc_all"] == 0.8311
+    assert by["oxford_pets", "skmll", "MLL"]["paper_acc_all"] is None
+    assert by["oxford_pets", "paper", "CLIP (10 prompts)"]["paper_acc_all"] is None
+    # two of the seven tasks: the paper's average over seven is not set beside their mean
+    assert by["mean", "paper", "MLL"]["paper_acc_all"] is None
+    mean = by["mean", "skmll", "CLIP"]["acc_all"]
+    assert mean == pytest.approx((by["oxford_pets", "skmll", "CLIP"]["acc_all"]
+                                  + by["caltech101", "skmll", "CLIP"]["acc_all"]) / 2)
 
 
-def test_clip_row_is_the_checkpoints_own_accuracy(world, table):
-    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
+def test_a_task_is_partly_covered(table):
+    """The world exercises the patch: some task has covered and uncovered classes."""
+    by = _by(table)
+    assert any(0 < by[d, c, "MLL"]["coverage"] < 1 for d in ["oxford_pets", "caltech101"]
+               for c in ["paper", "skmll"])
+
+
+def _accuracy(clip, images, labels, class_names):
+    proba = clip.predict_proba(as_image_batch(images), class_names)
+    return np.mean(np.asarray(class_names)[proba.argmax(1)] == labels)
+
+
+@pytest.mark.parametrize("templates, method", [(None, "CLIP"),
+                                                ("default", "CLIP (10 prompts)")])
+def test_clip_rows_are_the_checkpoints_own_accuracy(world, table, templates, method):
+    options = {} if templates is None else {"templates": templates}
+    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"], **options)
     task = load_oxford_pets(world["data"] / "oxford-iiit-pet")
-    proba = clip.predict_proba(as_image_batch(task.images), task.class_names)
-    accuracy = np.mean(np.asarray(task.class_names)[proba.argmax(1)] == task.labels)
-    row = next(r for r in table if r["dataset"] == "oxford_pets" and r["method"] == "CLIP")
-    assert row["acc_all"] == pytest.approx(accuracy)
+    for configuration in ["paper", "skmll"]:
+        row = _by(table)["oxford_pets", configuration, method]
+        assert row["acc_all"] == pytest.approx(
+            _accuracy(clip, task.images, task.labels, task.class_names))
+        covered = _by(table)["oxford_pets", configuration, "MLL"]
+        names = [c for c in task.class_names
+                 if c in _covered_classes(world, task, configuration)]
+        assert row["coverage"] == covered["coverage"] == len(names) / len(task.class_names)
+        if not names:
+            assert row["acc_covered"] is None
+            continue
+        # Acc(c): CLIP asked about the covered classes only, on their images
+        keep = np.isin(task.labels, names)
+        assert row["acc_covered"] == pytest.approx(_accuracy(
+            clip, [i for i, k in zip(task.images, keep) if k], task.labels[keep], names))
 
 
-def test_mll_rows_follow_the_labelled_hub(world, table):
+def _covered_classes(world, task, configuration):
     from skmll import MLLZeroShotClassifier
+    from skmll.paper import CONFIGURATIONS
+
+    labeler = load_label_dir(world["root"] / "labels")
+    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
+    return MLLZeroShotClassifier(task.class_names, labeler, general_model=clip,
+                                 **CONFIGURATIONS[configuration]).fit().covered_classes_
+
+
+@pytest.mark.parametrize("configuration", ["paper", "skmll"])
+def test_mll_row_is_mll_alone_on_covered_and_patched_on_all(world, table, configuration):
+    from skmll import MLLZeroShotClassifier
+    from skmll.paper import CONFIGURATIONS
 
     labeler = load_label_dir(world["root"] / "labels")
     assert labeler.hub_.names == ["vit-three", "vit-five"]
     task = load_caltech101(world["data"] / "caltech-101" / "101_ObjectCategories")
     clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
-    patched = MLLZeroShotClassifier(task.class_names, labeler, general_model=clip).fit()
-    row = next(r for r in table if r["dataset"] == "caltech101" and r["method"] == "MLL+CLIP")
+    params = CONFIGURATIONS[configuration]
+    patched = MLLZeroShotClassifier(task.class_names, labeler, general_model=clip,
+                                    **params).fit()
+    row = _by(table)["caltech101", configuration, "MLL"]
     assert row["coverage"] == len(patched.covered_classes_) / 2
     assert row["acc_all"] == pytest.approx(np.mean(patched.predict(task.images) == task.labels))
+    keep = np.isin(task.labels, patched.covered_classes_)
+    if not keep.any():
+        assert row["acc_covered"] is None
+        return
+    alone = MLLZeroShotClassifier(task.class_names, labeler, on_uncovered="drop",
+                                  **params).fit()
+    images = [i for i, k in zip(task.images, keep) if k]
+    assert row["acc_covered"] == pytest.approx(np.mean(alone.predict(images)
+                                                       == task.labels[keep]))
 
 
 def test_files_hold_the_printed_table(world, table):
@@ -150,11 +213,14 @@ def test_files_hold_the_printed_table(world, table):
         written = list(csv.DictReader(handle))
     assert len(written) == len(table)
     for printed, row in zip(table, written):
-        for key in ["acc_covered", "coverage", "acc_all"]:
+        for key in ["acc_covered", "coverage", "acc_all", "paper_acc_all"]:
             value = printed[key]
             assert (row[key] == "nan") if value is None else math.isclose(float(row[key]), value)
     markdown = (world["root"] / "out" / "table1.md").read_text()
-    assert markdown.count("\n") == len(table) + 2 and "| Acc(c) | Cvr | Acc(a) |" in markdown
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table_lines) == len(table) + 2
+    assert "| Acc(c) | Cvr | Acc(a) | paper Acc(c) | paper Cvr | paper Acc(a) |" in markdown
+    assert "all-MiniLM-L6-v2" in markdown   # what stands in for the paper's text encoder
 
 
 def test_a_rerun_reuses_the_label_directory(world, table, capsys):
@@ -210,5 +276,5 @@ def test_tasks_work_with_cross_val_score(world, table):
     clf = MLLZeroShotClassifier(task.class_names, labeler,
                                 general_model=load_clip(CLIP_NAME, checkpoint_path=world["clip"]))
     scores = cross_val_score(clf, task.images, task.labels, cv=KFold(2))   # file lists index
-    row = next(r for r in table if r["dataset"] == "oxford_pets" and r["method"] == "MLL+CLIP")
+    row = _by(table)["oxford_pets", "skmll", "MLL"]
     assert np.mean(scores) == pytest.approx(row["acc_all"])   # two folds of three images
