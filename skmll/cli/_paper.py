@@ -20,7 +20,7 @@ from ..paper import (
     paper_hub_file,
     run_paper_experiment,
 )
-from ..paper._plan import measure_experts, plan_labelling
+from ..paper._plan import labels_size, measure_experts, plan_labelling
 from ._common import UsageError, as_json, as_table, existing_directory, existing_file, positive_int
 
 EXAMPLES = """\
@@ -158,33 +158,48 @@ def _sample_images(tasks, n=8):
     return list(firsts.values())[:n]
 
 
-def _labelling_lines(args, hub):
+def _size(n_bytes):
+    """``n_bytes`` for a person: "576 B", "1.2 MB", "6.8 GB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} B"
+
+
+def _labelling_plan(args, hub):
+    """The labelling plan (None when nothing is labelled), its lines printed before any expert
+    is built."""
     if args.imagenet is None:
-        return [f"labelling: none (the labels in {args.labels} are used)"]
+        print(f"labelling: none (the labels in {args.labels} are used)")
+        return None
     if not Path(args.imagenet).is_dir():
-        return [f"labelling: {args.imagenet} does not exist yet (--hf-imagenet writes up to "
-                f"{args.per_node} images per class there); counted once it does"]
+        print(f"labelling: {args.imagenet} does not exist yet (--hf-imagenet writes up to "
+              f"{args.per_node} images per class there); counted once it does")
+        return None
     plan = plan_labelling(hub, args.imagenet, per_node=args.per_node,
                           image_size=tuple(args.image_size))
-    labels = ("unknown (some expert declares no n_outputs)" if plan.label_bytes is None
-              else f"{plan.label_bytes / 1e9:.2f} GB")
-    return [f"labelling: {plan.n_experts} experts x {plan.n_images:,} images "
-            f"({plan.n_nodes:,} synsets, <= {args.per_node} each) = "
-            f"{plan.forward_passes:,} forward passes at most",
-            f"label directory: labels {labels}, patch reference images "
-            f"{plan.reference_bytes / 1e9:.2f} GB"]
+    print(f"labelling: {plan.n_experts} experts x {plan.n_images:,} images "
+          f"({plan.n_nodes:,} synsets, <= {args.per_node} each) = "
+          f"{plan.forward_passes:,} forward passes at most")
+    labels = ("counted below, once the experts are built (some declare no n_outputs)"
+              if plan.label_bytes is None else _size(plan.label_bytes))
+    print(f"label directory: labels {labels}; patch reference images "
+          f"{_size(plan.reference_bytes)}", flush=True)
+    return plan
 
 
 def _dry_run(args, tasks):
     hub = _hub(args)
-    for line in _labelling_lines(args, hub):
-        print(line, flush=True)   # before any expert is built (or downloaded) to be timed
+    plan = _labelling_plan(args, hub)   # before any expert is built (or downloaded) to be timed
     costs = measure_experts(hub, _sample_images(tasks), device=args.device)
     print(as_table(["expert", f"ms/image ({args.device})", "GFLOPs/image"],
                    [(name, f"{c.ms_per_image:.3g}",
                      "-" if c.gflops is None else f"{c.gflops:.3g}") if not isinstance(c, str)
                     else (name, "failed", c) for name, c in costs.items()]))
-    return 1 if any(isinstance(c, str) for c in costs.values()) else 0
+    failed = any(isinstance(c, str) for c in costs.values())
+    if plan is not None and plan.label_bytes is None and not failed:
+        print(f"label directory: labels {_size(labels_size(plan.n_nodes, [e.n_outputs for e in hub]))}")
+    return 1 if failed else 0
 
 
 def run(args):

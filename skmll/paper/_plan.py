@@ -91,13 +91,22 @@ def plan_labelling(hub, imagenet_root, *, per_node=50, image_size=(224, 224)):
         if n:
             counts.append(min(n, per_node))
     outputs = [_declared_outputs(expert) for expert in hub]
-    label_bytes = (None if None in outputs else
-                   sum(len(counts) * (_LABEL_BYTES_PER_HEAD * n + _LABEL_BYTES_PER_NODE)
-                       for n in outputs))
     kept = sum(min(c, REFERENCE_IMAGES_PER_NODE) for c in counts)
     return LabellingPlan(n_experts=len(hub), n_nodes=len(counts), n_images=sum(counts),
-                         forward_passes=len(hub) * sum(counts), label_bytes=label_bytes,
+                         forward_passes=len(hub) * sum(counts),
+                         label_bytes=None if None in outputs else labels_size(len(counts), outputs),
                          reference_bytes=kept * image_size[0] * image_size[1] * 3)
+
+
+def labels_size(n_nodes, n_outputs):
+    """Bytes of the labels of experts with ``n_outputs`` heads each on ``n_nodes`` nodes.
+
+    Examples
+    --------
+    >>> labels_size(11_221, [1000, 1001])
+    359251664
+    """
+    return sum(n_nodes * (_LABEL_BYTES_PER_HEAD * n + _LABEL_BYTES_PER_NODE) for n in n_outputs)
 
 
 def measure_experts(hub, images, *, device="cpu", repeats=3):

@@ -278,3 +278,64 @@ def test_tasks_work_with_cross_val_score(world, table):
     scores = cross_val_score(clf, task.images, task.labels, cv=KFold(2))   # file lists index
     row = _by(table)["oxford_pets", "skmll", "MLL"]
     assert np.mean(scores) == pytest.approx(row["acc_all"])   # two folds of three images
+
+
+def test_label_directory_keeps_reference_images_the_patch_calibrates_on(world, table):
+    from skmll import MLLZeroShotClassifier, ModelLabeler
+    from skmll.paper import imagenet_sdag
+    from skmll.reuse._patch import StoredReferenceImages
+
+    labels = world["root"] / "labels"
+    opened = load_label_dir(labels)   # no image held
+    sdag = imagenet_sdag(world["imagenet"], image_size=(32, 32))
+    kept = StoredReferenceImages(labels, opened.sdag)
+    synsets = [sdag.node_ids[i] for i in np.flatnonzero(sdag.n_images)]
+    assert len(synsets) == len(WNIDS)
+    for node in synsets:   # three images each, all kept as the SDAG reads them, in 8 bits
+        read = np.concatenate([images for images, _ in sdag.iter_batches(nodes=[node])])
+        assert kept.count(node) == 3
+        np.testing.assert_allclose(np.concatenate(list(kept.batches([node]))), read,
+                                   rtol=0, atol=0.5 / 255 + 1e-7)
+    held = ModelLabeler(sdag, cache_dir=labels, verbose=0).fit(opened.hub_)   # from the cache
+    task = load_oxford_pets(world["data"] / "oxford-iiit-pet")
+    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
+    fitted = [MLLZeroShotClassifier(task.class_names, labeler, general_model=clip,
+                                    patch_calibration=0.2, cache_dir=False).fit()
+              for labeler in (held, opened)]
+    assert 0 < fitted[0].coverage_ < 1   # partly covered: the patch is calibrated
+    assert fitted[0].patch_bias_ == fitted[1].patch_bias_
+
+
+def test_no_reference_images_and_no_sdag_images_is_a_clear_error(world, table, tmp_path):
+    import shutil
+
+    from skmll import MLLZeroShotClassifier
+
+    copy = tmp_path / "labels"
+    shutil.copytree(world["root"] / "labels", copy)
+    shutil.rmtree(copy / "patch-references")
+    task = load_oxford_pets(world["data"] / "oxford-iiit-pet")
+    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
+    clf = MLLZeroShotClassifier(task.class_names, load_label_dir(copy), general_model=clip,
+                                cache_dir=False)
+    with pytest.raises(FileNotFoundError, match="keeps no reference images.*"
+                                                "patch_calibration=None"):
+        clf.fit()
+    clf.set_params(patch_calibration=None).fit()   # the paper's rule needs none
+
+
+def test_dry_run_counts_labelling_and_times_each_expert(world, capsys):
+    args = _run(world, "--imagenet", str(world["imagenet"]), "--image-size", "32", "32",
+                "--per-node", "2", "--dry-run", "--device", "cpu")
+    args.remove("--format"), args.remove("json")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # 2 experts x 4 synsets x 2 images; labels: 4 nodes x (16 x heads + 8) bytes per expert
+    assert "2 experts x 8 images (4 synsets, <= 2 each) = 16 forward passes" in out
+    assert "labels counted below" in out   # the stand-in hub file declares no n_outputs
+    assert f"labels {4 * (16 * 3 + 8) + 4 * (16 * 5 + 8)} B" in out
+    assert f"patch reference images {4 * 2 * 32 * 32 * 3 / 1e3:.3g} kB" in out
+    lines = {line.split()[0]: line.split() for line in out.splitlines()
+             if line.startswith("vit-")}
+    assert set(lines) == {"vit-three", "vit-five"}
+    assert all(float(fields[1]) > 0 for fields in lines.values())   # measured ms per image
