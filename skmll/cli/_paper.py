@@ -198,7 +198,8 @@ def _dry_run(args, tasks):
                     else (name, "failed", c) for name, c in costs.items()]))
     failed = any(isinstance(c, str) for c in costs.values())
     if plan is not None and plan.label_bytes is None and not failed:
-        print(f"label directory: labels {_size(labels_size(plan.n_nodes, [e.n_outputs for e in hub]))}")
+        size = labels_size(plan.n_nodes, [expert.n_outputs for expert in hub])
+        print(f"label directory: labels {_size(size)}")
     return 1 if failed else 0
 
 

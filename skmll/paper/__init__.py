@@ -22,6 +22,7 @@ from ._datasets import (
     load_meta_album,
     load_oxford_pets,
     load_paper_task,
+    read_class_names,
 )
 from ._experiment import (
     COLUMNS,
@@ -40,9 +41,10 @@ from ._hub import check_hub, paper_hub_file
 from ._imagenet import export_hf_imagenet, imagenet_sdag
 
 __all__ = [
-    "COLUMNS", "CONFIGURATIONS", "METHODS", "PAPER_CONFIGURATION", "PAPER_PROMPT", "PAPER_DATASETS", "ZeroShotTask", "check_hub", "evaluate_task",
-    "export_hf_imagenet", "flowers102_class_names", "format_table", "imagenet_sdag",
-    "label_hub", "load_caltech101", "load_clip", "load_flowers102", "load_food101", "load_hf_task",
-    "load_meta_album", "load_oxford_pets", "load_paper_task", "paper_hub_file",
+    "COLUMNS", "CONFIGURATIONS", "METHODS", "PAPER_CONFIGURATION", "PAPER_DATASETS",
+    "PAPER_PROMPT", "ZeroShotTask", "check_hub", "evaluate_task", "export_hf_imagenet",
+    "flowers102_class_names", "format_table", "imagenet_sdag", "label_hub", "load_caltech101",
+    "load_clip", "load_flowers102", "load_food101", "load_hf_task", "load_meta_album",
+    "load_oxford_pets", "load_paper_task", "paper_hub_file", "read_class_names",
     "run_paper_experiment", "write_table",
 ]

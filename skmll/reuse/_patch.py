@@ -427,8 +427,9 @@ def save_reference_images(sdag, directory, *, per_node=REFERENCE_IMAGES_PER_NODE
     (:class:`StoredReferenceImages`): ``DIR/patch-references/``, records of uint8 arrays at the
     SDAG's image size (224 x 224 where it has none), in shards of nodes, each with its own
     checksum. Pixels are kept in 8 bits after the SDAG's resize, so they lie within half a
-    grey level (0.5 / 255) of what the SDAG yields. Shards already kept for the same images are not written again. An SDAG that
-    holds no images (read from a manifest) keeps what the directory has.
+    grey level (0.5 / 255) of what the SDAG yields. Shards already kept for the same images
+    are not written again. An SDAG that holds no images (read from a manifest) keeps what the
+    directory has.
 
     Parameters
     ----------
