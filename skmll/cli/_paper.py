@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..hub import ModelHub
+from ..labelling import read_sdag_manifest
 from ..labelling._labeldir import HUB_FILE
 from ..paper import (
     PAPER_DATASETS,
@@ -170,7 +171,9 @@ def _labelling_plan(args, hub):
     """The labelling plan (None when nothing is labelled), its lines printed before any expert
     is built."""
     if args.imagenet is None:
-        print(f"labelling: none (the labels in {args.labels} are used)")
+        sdag = read_sdag_manifest(args.labels)   # a clear error unless it is a label directory
+        print(f"labelling: none (the labels in {args.labels} are used: "
+              f"{int((sdag.n_images > 0).sum()):,} synsets with images)")
         return None
     if not Path(args.imagenet).is_dir():
         print(f"labelling: {args.imagenet} does not exist yet (--hf-imagenet writes up to "

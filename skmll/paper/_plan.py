@@ -75,7 +75,7 @@ def plan_labelling(hub, imagenet_root, *, per_node=50, image_size=(224, 224)):
     >>> root = Path(tempfile.mkdtemp())
     >>> for i in range(3):
     ...     (root / "n02085620").mkdir(exist_ok=True)
-    ...     (root / "n02085620" / f"{i}.jpg").write_bytes(b"")
+    ...     _ = (root / "n02085620" / f"{i}.jpg").write_bytes(b"")
     >>> hub = ModelHub([LazyExpert("timm:test_resnet", n_outputs=10, name="a")])
     >>> plan = plan_labelling(hub, root, per_node=2)
     >>> plan.n_nodes, plan.n_images, plan.forward_passes, plan.label_bytes
@@ -104,7 +104,7 @@ def labels_size(n_nodes, n_outputs):
     Examples
     --------
     >>> labels_size(11_221, [1000, 1001])
-    359251664
+    359431072
     """
     return sum(n_nodes * (_LABEL_BYTES_PER_HEAD * n + _LABEL_BYTES_PER_NODE) for n in n_outputs)
 

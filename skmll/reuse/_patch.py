@@ -41,8 +41,6 @@ REFERENCE_IMAGES_PER_NODE = 4
 REFERENCES_FOLDER = "patch-references"
 _INDEX = "index"
 _NODES_PER_SHARD = 64
-# Kept images need one size per node; an SDAG that resizes nothing is kept at CLIP's input size.
-_STORED_SIZE = (224, 224)
 
 # Reference probabilities by content key (general-model fingerprint, class names, images), so a
 # second identical fit, or a clone's, runs no forward pass. Entries are a few kB each.
@@ -424,9 +422,8 @@ def save_reference_images(sdag, directory, *, per_node=REFERENCE_IMAGES_PER_NODE
     """Keep up to ``per_node`` images of every SDAG node with images in a label directory.
 
     What the patch calibration needs where the directory is opened without the SDAG's images
-    (:class:`StoredReferenceImages`): ``DIR/patch-references/``, records of uint8 arrays at the
-    SDAG's image size (224 x 224 where it has none), in shards of nodes, each with its own
-    checksum. Pixels are kept in 8 bits after the SDAG's resize, so they lie within half a
+    (:class:`StoredReferenceImages`): ``DIR/patch-references/``, records of uint8 arrays as the
+    SDAG yields them (at its image size), in shards of nodes, each with its own checksum. Pixels are kept in 8 bits after the SDAG's resize, so they lie within half a
     grey level (0.5 / 255) of what the SDAG yields. Shards already kept for the same images
     are not written again. An SDAG that holds no images (read from a manifest) keeps what the
     directory has.
@@ -457,13 +454,13 @@ def save_reference_images(sdag, directory, *, per_node=REFERENCE_IMAGES_PER_NODE
     if not _holds_images(sdag):
         return 0
     folder = Path(directory) / REFERENCES_FOLDER
-    image_size = sdag.image_size or _STORED_SIZE
+    image_size = sdag.image_size   # None: each node as the SDAG yields it (one size per node)
     nodes = [sdag.node_ids[n] for n in np.flatnonzero(sdag.n_images > 0)]
     shards, n_bytes = [], 0
     for start in range(0, len(nodes), _NODES_PER_SHARD):
         chunk = nodes[start:start + _NODES_PER_SHARD]
         key = hash_json(["patch-references", [sdag.node_data_hash(n) for n in chunk], per_node,
-                         list(image_size)])
+                         image_size])
         record = load_record(folder, key) if (folder / f"{key}.json").is_file() else None
         arrays = record[0] if record is not None else _shard_arrays(sdag, chunk, per_node,
                                                                      image_size)

@@ -24,10 +24,10 @@ transformers = pytest.importorskip("transformers")
 open_clip = pytest.importorskip("open_clip")
 
 CLIP_NAME = "skmll-paper-tiny-clip"
-# ImageNet ids: Chihuahua, tabby cat, banana, soccer ball
-WNIDS = {"n02085620": 40, "n02123045": 110, "n07753592": 180, "n04254680": 240}
+# ImageNet ids: Chihuahua, tabby cat, strawberry, soccer ball
+WNIDS = {"n02085620": 40, "n02123045": 110, "n07745940": 180, "n04254680": 240}
 PETS = {"Abyssinian": 110, "chihuahua": 40}
-CALTECH = {"soccer_ball": 240, "banana": 180, "BACKGROUND_Google": 0}
+CALTECH = {"soccer_ball": 240, "strawberry": 180, "BACKGROUND_Google": 0}
 
 
 def _save(path, value, rng, size=(20, 28)):
