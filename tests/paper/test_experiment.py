@@ -354,3 +354,18 @@ def test_dry_run_counts_labelling_and_times_each_expert(world, capsys):
              if line.startswith("vit-")}
     assert set(lines) == {"vit-three", "vit-five"}
     assert all(float(fields[1]) > 0 for fields in lines.values())   # measured ms per image
+
+
+def test_every_selected_expert_is_moved_to_the_device(world, table):
+    import torch
+
+    from skmll.paper import run_paper_experiment
+
+    labeler = load_label_dir(world["root"] / "labels")
+    assert all(expert._device is None for expert in labeler.hub_)
+    task = load_caltech101(world["data"] / "caltech-101" / "101_ObjectCategories")
+    clip = load_clip(CLIP_NAME, checkpoint_path=world["clip"])
+    rows = run_paper_experiment([task], labeler, clip, device="cpu")
+    assert rows[-1]["coverage"] > 0   # some expert serves a class, so some expert runs
+    moved = [expert for expert in labeler.hub_ if expert._device is not None]
+    assert moved and all(expert._device == torch.device("cpu") for expert in moved)
