@@ -96,8 +96,8 @@ def load_clip(model_name="ViT-B-32", pretrained="openai", *, checkpoint_path=Non
                            "--clip-checkpoint)") from exc
 
 
-def _in_chunks(proba_of, images):
-    return np.concatenate([proba_of(images[start:start + _CHUNK])
+def _in_chunks(compute, images):
+    return np.concatenate([compute(images[start:start + _CHUNK])
                            for start in range(0, len(images), _CHUNK)])
 
 

@@ -1,13 +1,13 @@
 """The paper's Semantic DAG: ImageNet synsets with up to 50 images each, and their ancestors.
 
 The DAG holds one node per synset folder, plus every WordNet hypernym of those synsets. The
-paper's DAG has 11,312 nodes: the size of ImageNet-21K-P (the processed ImageNet-21k of Ridnik
-et al. 2021: 11,221 synsets of the fall 2011 release, the winter 2021 one 10,450) with the
-ancestors it lacks. The full ImageNet-21k has 21,841 synsets, so its folder gives a DAG of more
-than 21,841 nodes, twice the paper's; ImageNet-1k's 1,000 leaves give a smaller one
-(1,860 nodes with their ancestors). Each comes from a local training folder in the ImageNet
-layout (``root/<wnid>/<image files>``), or from a Hugging Face ``datasets`` copy whose images
-are first written into that layout.
+paper's DAG has 11,312 nodes, close to ImageNet-21K-P (the processed ImageNet-21k of Ridnik et
+al. 2021: 11,221 synsets in the fall 2011 release, 10,450 in winter 2021) with the ancestors
+it lacks; the paper does not name its synset list. The full ImageNet-21k has 21,841 synsets,
+so its folder gives a DAG of more than 21,841 nodes, twice the paper's; ImageNet-1k's 1,000
+leaves give a smaller one. Each comes from a local training folder in the ImageNet layout
+(``root/<wnid>/<image files>``), or from a Hugging Face ``datasets`` copy whose images are
+first written into that layout.
 """
 
 import re

@@ -338,7 +338,9 @@ class _HeldImages:
         return self._sdag.node_data_hash(node)
 
     def batches(self, nodes):
-        return (images for images, _ in self._sdag.iter_batches(nodes=nodes))
+        """Each node's images, one float32 array per node, in the order given."""
+        for node in nodes:
+            yield np.concatenate([images for images, _ in self._sdag.iter_batches(nodes=[node])])
 
 
 class StoredReferenceImages:
@@ -377,9 +379,10 @@ class StoredReferenceImages:
             for position, (node, data_key, count) in enumerate(shard["nodes"]):
                 self._where[node] = (shard["key"], position, data_key, count)
         self._sdag = sdag
-        self._shards = {}
 
     def count(self, node):
+        """Images kept for ``node`` (0 for a node without images); refused when they were
+        drawn from other images than those the SDAG records for it."""
         if node not in self._where:
             return 0
         _, _, data_key, count = self._where[node]
@@ -390,23 +393,29 @@ class StoredReferenceImages:
         return count
 
     def key(self, node):
+        """What the kept images of ``node`` are, for keying the general model's outputs."""
         _, _, data_key, count = self._where[node]
         return f"{data_key}:kept {count}"
 
     def batches(self, nodes):
+        """Each node's kept images, one float32 array in [0, 1] per node, in the order given;
+        each shard is read once."""
+        by_shard = {}
         for node in nodes:
-            shard, position, _, _ = self._where[node]
-            yield self._shard(shard)[f"node_{position}"].astype(np.float32) / 255.0
+            by_shard.setdefault(self._where[node][0], []).append(node)
+        kept = {}
+        for shard, members in by_shard.items():
+            arrays = self._shard(shard)
+            kept.update({node: arrays[f"node_{self._where[node][1]}"] for node in members})
+        for node in nodes:
+            yield kept[node].astype(np.float32) / 255.0
 
     def _shard(self, key):
-        if key not in self._shards:
-            record = load_record(self._folder, key)
-            if record is None:
-                raise FileNotFoundError(f"reference-image record {key!r} in "
-                                        f"{str(self._folder)!r} is missing or damaged: write "
-                                        "the label directory again")
-            self._shards = {key: record[0]}   # one shard held at a time bounds the memory
-        return self._shards[key]
+        record = load_record(self._folder, key)
+        if record is None:
+            raise FileNotFoundError(f"reference-image record {key!r} in {str(self._folder)!r} "
+                                    "is missing or damaged: write the label directory again")
+        return record[0]
 
 
 def _shard_arrays(sdag, nodes, per_node, image_size):
@@ -491,13 +500,12 @@ def _reference_proba(general_model, source, nodes, class_names, cache_dir):
             return stored
     keep = np.unique(np.linspace(0, sum(counts) - 1, REFERENCE_IMAGES_PER_CLASS).round()
                      .astype(int))
-    parts, seen = [], 0
-    for images in source.batches(nodes):
-        rows = keep[(keep >= seen) & (keep < seen + len(images))] - seen
-        seen += len(images)
-        if len(rows):
-            parts.append(general_model_proba(general_model, images[rows], class_names))
-    proba = np.concatenate(parts)
+    starts = np.cumsum([0, *counts[:-1]])
+    rows = {node: keep[(keep >= start) & (keep < start + count)] - start
+            for node, start, count in zip(nodes, starts, counts)}
+    drawn = [node for node in nodes if len(rows[node])]   # only these nodes' images are read
+    proba = np.concatenate([general_model_proba(general_model, images[rows[node]], class_names)
+                            for node, images in zip(drawn, source.batches(drawn))])
     proba.setflags(write=False)   # shared by every fit that recalls it
     if key is not None:
         _remember(key, proba, cache_dir, general_model, nodes)
