@@ -339,7 +339,7 @@ def test_no_reference_images_and_no_sdag_images_is_a_clear_error(world, table, t
     clf.set_params(patch_calibration=None).fit()   # the paper's rule needs none
 
 
-def test_dry_run_counts_labelling_and_times_each_expert(world, capsys):
+def test_dry_run_counts_labelling_and_times_each_expert(world, table, capsys):
     args = _run(world, "--imagenet", str(world["imagenet"]), "--image-size", "32", "32",
                 "--per-node", "2", "--dry-run", "--device", "cpu")
     args.remove("--format"), args.remove("json")
@@ -354,6 +354,30 @@ def test_dry_run_counts_labelling_and_times_each_expert(world, capsys):
              if line.startswith("vit-")}
     assert set(lines) == {"vit-three", "vit-five"}
     assert all(float(fields[1]) > 0 for fields in lines.values())   # measured ms per image
+    args = _run(world, "--dry-run")   # labels made elsewhere: nothing to label
+    args.remove("--format"), args.remove("json")
+    assert main(args) == 0
+    assert "labelling: none (the labels in" in capsys.readouterr().out
+    args[args.index("--labels") + 1] = str(world["root"] / "no-such-labels")
+    assert main(args) == 1
+    assert "label directory" in capsys.readouterr().err
+
+
+def test_the_mean_row_carries_the_papers_average_only_over_its_seven_tasks():
+    from skmll.paper._experiment import _mean_rows
+    from skmll.paper._published import PAPER_COLUMNS
+
+    def rows(datasets):
+        return [{"dataset": d, "configuration": "paper", "method": "MLL", "n_classes": 2,
+                 "n_images": 4, "acc_covered": i / 10, "coverage": 0.5, "acc_all": 0.25}
+                for i, d in enumerate(datasets)]
+
+    [mean] = _mean_rows(rows(PAPER_COLUMNS))
+    assert mean["acc_covered"] == pytest.approx(0.3)
+    assert (mean["paper_acc_covered"], mean["paper_coverage"], mean["paper_acc_all"]) == (
+        0.9723, 0.51, 0.8519)
+    [mean] = _mean_rows(rows(list(PAPER_COLUMNS)[:6]))
+    assert math.isnan(mean["paper_acc_all"])
 
 
 def test_every_selected_expert_is_moved_to_the_device(world, table):
