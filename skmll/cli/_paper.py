@@ -92,6 +92,9 @@ def _register_run(commands, parents):
                         help="folder of the evaluation datasets (see below)")
     parser.add_argument("--datasets", nargs="+", choices=list(PAPER_DATASETS),
                         default=list(PAPER_DATASETS), help="datasets to evaluate (default all)")
+    parser.add_argument("--class-names", metavar="DATASET=FILE", nargs="+", default=[],
+                        type=_dataset_file, help="a dataset's class names from FILE "
+                        "('identifier<TAB>name' lines) instead of the shipped ones")
     parser.add_argument("--max-per-class", type=positive_int, default=None,
                         help="test images kept per class (default all)")
     parser.add_argument("--k", type=positive_int, default=2, help="experts per class (default 2)")
@@ -108,6 +111,14 @@ def _register_run(commands, parents):
                         help="where table1.csv and table1.md go (default results/paper)")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
+
+
+def _dataset_file(text):
+    name, _, path = text.partition("=")
+    if name not in PAPER_DATASETS or not path:
+        raise argparse.ArgumentTypeError(f"expected DATASET=FILE with DATASET one of "
+                                         f"{list(PAPER_DATASETS)}; got {text!r}")
+    return name, existing_file(path)
 
 
 def run_check(args):
@@ -133,8 +144,9 @@ def _sdag(args):
 
 
 def _tasks(args):
+    files = dict(args.class_names)
     for name in args.datasets:
-        task = load_paper_task(name, args.data_root)
+        task = load_paper_task(name, args.data_root, class_names=files.get(name))
         yield task if args.max_per_class is None else task.subsample(args.max_per_class)
 
 

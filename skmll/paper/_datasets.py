@@ -274,10 +274,12 @@ def flowers102_class_names():
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def load_flowers102(root, *, split="test"):
+def load_flowers102(root, *, split="test", class_names=None):
     """Flowers-102: ``root/jpg/image_00001.jpg``, ``root/imagelabels.mat``, ``root/setid.mat``.
 
     The ``.mat`` files are read with :func:`scipy.io.loadmat` (plain arrays, no code runs).
+    Class names are the shipped :func:`flowers102_class_names`, or ``class_names`` (a file or
+    mapping of label number ``"1"`` .. ``"102"`` to name, see :func:`read_class_names`).
     """
     from scipy.io import loadmat
 
@@ -288,6 +290,9 @@ def load_flowers102(root, *, split="test"):
     ids = loadmat(_require(root / "setid.mat", "Flowers-102", _FLOWERS_SOURCE))
     all_labels = np.asarray(labels_by_image["labels"]).ravel().astype(int)
     names = flowers102_class_names()
+    if class_names is not None:
+        numbers = [str(n) for n in range(1, len(names) + 1)]
+        names = list(_names_of(numbers, class_names, "Flowers-102").values())
     if all_labels.min() < 1 or all_labels.max() > len(names):
         raise ValueError(f"Flowers-102: imagelabels.mat holds labels outside 1..{len(names)}")
     image_ids = np.asarray(ids[_FLOWERS_SPLITS[split]]).ravel().astype(int)
@@ -356,8 +361,11 @@ PAPER_DATASETS = {
 }
 
 
-def load_paper_task(name, data_root):
+def load_paper_task(name, data_root, *, class_names=None):
     """The dataset ``name`` of :data:`PAPER_DATASETS` from its folder under ``data_root``.
+
+    ``class_names`` (a file or mapping, see :func:`read_class_names`) replaces the dataset's
+    class names.
 
     Examples
     --------
@@ -369,7 +377,7 @@ def load_paper_task(name, data_root):
     if name not in PAPER_DATASETS:
         raise ValueError(f"unknown dataset {name!r}; the paper's are {list(PAPER_DATASETS)}")
     loader, folder = PAPER_DATASETS[name]
-    return loader(Path(data_root) / folder)
+    return loader(Path(data_root) / folder, class_names=class_names)
 
 
 # The split a dataset is evaluated on where it has no "test" split.

@@ -133,6 +133,12 @@ def test_flowers102_maps_mat_labels_to_the_shipped_names(tmp_path):
     assert load_flowers102(tmp_path, split="train").labels.tolist() == ["pink primrose"]
     with pytest.raises(ValueError, match="split must be one of"):
         load_flowers102(tmp_path, split="validation")
+    mine = {str(n): f"flower {n}" for n in range(1, 103)}
+    assert load_flowers102(tmp_path, class_names=mine).labels.tolist() == [
+        "flower 77", "flower 102"]
+    del mine["77"]
+    with pytest.raises(ValueError, match=r"names no class for \['77'\]"):
+        load_flowers102(tmp_path, class_names=mine)
 
 
 def _meta_album(folder, n_classes, per_class):

@@ -393,3 +393,13 @@ def test_every_selected_expert_is_moved_to_the_device(world, table):
     assert rows[-1]["coverage"] > 0   # some expert serves a class, so some expert runs
     moved = [expert for expert in labeler.hub_ if expert._device is not None]
     assert moved and all(expert._device == torch.device("cpu") for expert in moved)
+
+
+def test_class_names_files_reach_the_loaders_from_the_command_line(world, tmp_path, capsys):
+    names = tmp_path / "caltech.tsv"
+    names.write_text("soccer_ball\tfootball\n")   # no line for the strawberry folder
+    args = _run(world, "--datasets", "caltech", "--class-names", f"caltech={names}")
+    assert main(args) == 1
+    assert "names no class for ['strawberry']" in capsys.readouterr().err
+    assert main(_run(world, "--class-names", f"cifar={names}")) == 2
+    assert "expected DATASET=FILE with DATASET one of" in capsys.readouterr().err
