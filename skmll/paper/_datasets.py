@@ -133,8 +133,8 @@ def _name_lines(path, dataset):
 def _names_of(identifiers, class_names, dataset, default=None):
     """``{identifier: name}`` for every identifier: from ``class_names`` (path or mapping;
     None: ``default``), which must name them all."""
-    if class_names is None and default is None:
-        return {i: _readable(i) for i in identifiers}
+    if class_names is None and default is None:   # still refused if two names coincide
+        return read_class_names({i: _readable(i) for i in identifiers}, dataset=dataset)
     names = read_class_names(default if class_names is None else class_names, dataset=dataset)
     unnamed = [i for i in identifiers if i not in names]
     if unnamed:

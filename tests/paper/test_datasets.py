@@ -289,3 +289,12 @@ def test_hugging_face_imagenet_labels_become_wordnet_ids():
     assert _wnids_of_labels("d", ilsvrc, "label") == imagenet_wnids()
     with pytest.raises(ValueError, match="not WordNet ids"):
         _wnids_of_labels("d", SimpleNamespace(names=["cat", "dog"]), "label")
+
+
+def test_categories_that_read_alike_are_refused(tmp_path):
+    _image(tmp_path / "images" / "a.jpg")
+    _image(tmp_path / "images" / "b.jpg")
+    (tmp_path / "labels.csv").write_text("FILE_NAME,CATEGORY\na.jpg,Snow_Leopard\n"
+                                         "b.jpg,snow leopard\n")
+    with pytest.raises(ValueError, match="one name for several classes: 'snow leopard'"):
+        load_meta_album(tmp_path, subset="AWA", version="extended")
