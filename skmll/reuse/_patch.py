@@ -432,9 +432,10 @@ def save_reference_images(sdag, directory, *, per_node=REFERENCE_IMAGES_PER_NODE
 
     What the patch calibration needs where the directory is opened without the SDAG's images
     (:class:`StoredReferenceImages`): ``DIR/patch-references/``, records of uint8 arrays as the
-    SDAG yields them (at its image size), in shards of nodes, each with its own checksum. Pixels are kept in 8 bits after the SDAG's resize, so they lie within half a
-    grey level (0.5 / 255) of what the SDAG yields. Shards already kept for the same images
-    are not written again. An SDAG that holds no images (read from a manifest) keeps what the
+    SDAG yields them (at its image size), in shards of nodes, each with its own checksum.
+    Pixels are kept in 8 bits after the SDAG's resize, so they lie within half a grey level
+    (0.5 / 255) of what the SDAG yields. Shards already kept for the same images are not
+    written again. An SDAG that holds no images (read from a manifest) keeps what the
     directory has.
 
     Parameters
