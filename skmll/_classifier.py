@@ -282,7 +282,8 @@ class _BaseMLLClassifier(ClassifierMixin, BaseEstimator):
                  for c in self._task_classes]
         self.patch_bias_ = calibrate_patch(
             self.general_model, sdag, self._task_classes, nodes, covered,
-            max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir)
+            max_covered_loss=self.patch_calibration, cache_dir=self.cache_dir,
+            references=self.labeler.cache_dir)   # a label directory keeps reference images
 
     # --- predict: reuse ---------------------------------------------------------------------
 

@@ -11,9 +11,16 @@ from ._labeldir import (
 from ._labeler import LabellingError, ModelLabeler, StaleLabelsError
 from ._labels import ModelLabel, build_labels, mix_successors, sdag_key
 from ._pretest import NodeStatistics, run_over_nodes
+from ._references import (
+    HeldImages,
+    StoredReferenceImages,
+    holds_images,
+    save_reference_images,
+)
 from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
-__all__ = ["ExpertRecordStatus", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
+__all__ = ["ExpertRecordStatus", "HeldImages", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
            "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels",
            "expert_statuses", "label_dir_digest", "load_label_dir", "mix_successors",
-           "read_sdag_manifest", "run_over_nodes", "save_label_dir", "sdag_key"]
+           "read_sdag_manifest", "run_over_nodes", "save_label_dir", "save_reference_images", "sdag_key",
+           "StoredReferenceImages", "holds_images"]

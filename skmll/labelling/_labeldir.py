@@ -10,6 +10,7 @@ directory everything that the second step needs, and :func:`load_label_dir` open
                        texts, each node's image count and data key
     DIR/hub.toml       the hub file, every expert's n_outputs and fingerprint declared
     DIR/models/        model files copied in (save_label_dir(..., bundle=True))
+    DIR/patch-references/  a few images per node, for calibrating the patch without the SDAG
 
 ``ModelLabeler(sdag, cache_dir=DIR)`` keeps its records in ``DIR/labels`` already, so labelling
 into ``DIR`` and saving it writes each record once.
@@ -37,6 +38,7 @@ from ..hub._hubfile import read_hub_file, write_hub_file
 from ..semantic_graph import SemanticDAG
 from ..utils import atomic_write_bytes
 from ._labeler import ModelLabeler
+from ._references import save_reference_images
 from ._store import LabelStore
 
 SDAG_MANIFEST = "sdag.json"
@@ -182,6 +184,7 @@ def save_label_dir(labeler, directory, *, bundle=False):
     if bundle:
         hub = ModelHub([_bundled(expert, directory / MODELS) for expert in hub])
     write_hub_file(_merged_hub(directory / HUB_FILE, hub), directory / HUB_FILE)
+    save_reference_images(sdag, directory)   # the patch calibrates on them without the SDAG
     # the manifest last: a directory with one has every record it describes
     atomic_write_bytes(directory / SDAG_MANIFEST,
                        json.dumps(sdag.to_manifest(), indent=1).encode("utf-8"))

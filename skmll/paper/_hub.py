@@ -51,19 +51,25 @@ def _hub_problem(api, repo_id):
         return "gated: accept its licence on huggingface.co and log in"
     except RepositoryNotFoundError:
         return "not found on the Hugging Face Hub (renamed, removed or private)"
-    except ConnectionError as exc:
-        raise ConnectionError(f"cannot reach the Hugging Face Hub to check {repo_id!r}: checking "
-                              f"a hub needs the network (and HF_HUB_OFFLINE unset): {exc}") from exc
+    except Exception as exc:   # no network: the HTTP client's own error kinds
+        return f"not checked: the Hugging Face Hub cannot be reached ({type(exc).__name__})"
     if info.pipeline_tag not in (None, "image-classification"):
         return f"not an image classifier (pipeline_tag {info.pipeline_tag!r})"
     return None
+
+
+def _offline():
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def check_hub(hub=None):
     """Check that each Hugging Face model of a hub exists; the problems, by expert name.
 
     Local folders are checked on disk; Hub ids through the Hub's API (no weights are
-    downloaded). Experts of other sources are not checked.
+    downloaded). Experts of other sources are not checked. Offline (``HF_HUB_OFFLINE`` set,
+    or no network) every Hub id is reported as not checked, with the reason, in one line each.
 
     Parameters
     ----------
@@ -74,22 +80,22 @@ def check_hub(hub=None):
     -------
     problems : dict of str to str
         Expert name to what is wrong with it; empty when every model resolves.
-
-    Raises
-    ------
-    ConnectionError
-        When the Hub cannot be reached (offline mode, no network): nothing could be checked.
     """
     from huggingface_hub import HfApi
 
     api, problems = HfApi(), {}
+    offline = _offline()
     for expert in _hub(hub):
         prefix, _, model_id = getattr(expert, "source", "").partition(":")
         if prefix != _HF:
             continue
         looks_local = Path(model_id).is_absolute() or model_id.startswith(".")
-        problem = (_local_problem(Path(model_id)) if looks_local or Path(model_id).is_dir()
-                   else _hub_problem(api, model_id))
+        if looks_local or Path(model_id).is_dir():
+            problem = _local_problem(Path(model_id))
+        elif offline:
+            problem = "not checked: offline (HF_HUB_OFFLINE is set)"
+        else:
+            problem = _hub_problem(api, model_id)
         if problem:
             problems[expert.name] = problem
     return problems

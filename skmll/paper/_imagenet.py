@@ -1,9 +1,13 @@
 """The paper's Semantic DAG: ImageNet synsets with up to 50 images each, and their ancestors.
 
-The paper's 11k-node DAG is ImageNet-21k's synsets with their WordNet hypernyms; ImageNet-1k's
-1,000 leaves give a smaller DAG of the same kind. Both come from a local training folder in
-the ImageNet layout (``root/<wnid>/<image files>``), or from a Hugging Face ``datasets`` copy
-whose images are first written into that layout.
+The DAG holds one node per synset folder, plus every WordNet hypernym of those synsets. The
+paper's DAG has 11,312 nodes, close to ImageNet-21K-P (the processed ImageNet-21k of Ridnik et
+al. 2021: 11,221 synsets in the fall 2011 release, 10,450 in winter 2021) with the ancestors
+it lacks; the paper does not name its synset list. The full ImageNet-21k has 21,841 synsets,
+so its folder gives a DAG of more than 21,841 nodes, twice the paper's; ImageNet-1k's 1,000
+leaves give a smaller one. Each comes from a local training folder in the ImageNet layout
+(``root/<wnid>/<image files>``), or from a Hugging Face ``datasets`` copy whose images are
+first written into that layout.
 """
 
 import re
@@ -15,8 +19,9 @@ from ._datasets import _hf_split, export_image_column
 
 _WNID = re.compile(r"n\d{8}")
 _IMAGENET_SOURCE = ("give the training folder of an ImageNet copy, one folder per WordNet id "
-                    "(n01440764/...): ILSVRC2012 train from https://image-net.org/ (free for "
-                    "research after registration), or ImageNet-21k for the paper's 11k nodes")
+                    "(n01440764/...): ImageNet-21K-P (11,221 synsets, the paper's ~11k nodes) "
+                    "or ILSVRC2012 train (1,000), from https://image-net.org/ (free for "
+                    "research after registration)")
 
 
 def imagenet_sdag(root, *, per_node=50, image_size=(224, 224), random_state=0):

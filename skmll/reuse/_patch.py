@@ -20,9 +20,11 @@ Reference images of uncovered classes (a node exists but no expert passes select
 bias within that budget, to the value that separates the two kinds of image best.
 """
 
+
 import numpy as np
 
 from ..hub import map_size_groups
+from ..labelling import HeldImages, StoredReferenceImages, holds_images
 from ..utils import hash_json, load_record, resolve_cache_dir, save_record
 
 # Scores are computed on probabilities floored here, so they and the bias stay finite (|s| and
@@ -312,30 +314,29 @@ def _subtree(sdag, node_id):
     return list(seen)
 
 
-def _reference_proba(general_model, sdag, nodes, class_names, cache_dir):
+def _reference_proba(general_model, source, nodes, class_names, cache_dir):
     """The general model's probabilities on up to ``REFERENCE_IMAGES_PER_CLASS`` images drawn
     evenly from ``nodes``; remembered by content when the model has a ``fingerprint``."""
-    nodes = [n for n in nodes if sdag.n_images[sdag.node_index[n]]]
-    counts = [int(sdag.n_images[sdag.node_index[n]]) for n in nodes]
+    nodes = [n for n in nodes if source.count(n)]
+    counts = [source.count(n) for n in nodes]
     if not nodes:
         return np.zeros((0, len(class_names)))
     fingerprint = getattr(general_model, "fingerprint", None)
     key = None
     if isinstance(fingerprint, str):
         key = hash_json(["patch-reference", fingerprint, list(class_names),
-                         [sdag.node_data_hash(n) for n in nodes], REFERENCE_IMAGES_PER_CLASS])
+                         [source.key(n) for n in nodes], REFERENCE_IMAGES_PER_CLASS])
         stored = _recall(key, cache_dir)
         if stored is not None:
             return stored
     keep = np.unique(np.linspace(0, sum(counts) - 1, REFERENCE_IMAGES_PER_CLASS).round()
                      .astype(int))
-    parts, seen = [], 0
-    for images, _ in sdag.iter_batches(nodes=nodes):
-        rows = keep[(keep >= seen) & (keep < seen + len(images))] - seen
-        seen += len(images)
-        if len(rows):
-            parts.append(general_model_proba(general_model, images[rows], class_names))
-    proba = np.concatenate(parts)
+    starts = np.cumsum([0, *counts[:-1]])
+    rows = {node: keep[(keep >= start) & (keep < start + count)] - start
+            for node, start, count in zip(nodes, starts, counts)}
+    drawn = [node for node in nodes if len(rows[node])]   # only these nodes' images are read
+    proba = np.concatenate([general_model_proba(general_model, images[rows[node]], class_names)
+                            for node, images in zip(drawn, source.batches(drawn))])
     proba.setflags(write=False)   # shared by every fit that recalls it
     if key is not None:
         _remember(key, proba, cache_dir, general_model, nodes)
@@ -363,8 +364,18 @@ def _remember(key, proba, cache_dir, general_model, nodes):
                     {"general_model": str(getattr(general_model, "name", "")), "nodes": nodes})
 
 
+def _image_source(sdag, references):
+    if holds_images(sdag):
+        return HeldImages(sdag)
+    if references is None or references is False:
+        raise ValueError("the SDAG holds no images (read from a label directory) and no label "
+                         "directory with reference images was given, so the patch cannot be "
+                         "calibrated; pass patch_calibration=None for the paper's rule")
+    return StoredReferenceImages(references, sdag)
+
+
 def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
-                    max_covered_loss=0.01, cache_dir=None):
+                    max_covered_loss=0.01, cache_dir=None, references=None):
     """The patch bias of a task, measured on the SDAG's reference images.
 
     Reference images of a class are drawn evenly from its node and the node's descendants
@@ -387,6 +398,9 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
     cache_dir : path, None or False, default=None
         Also keep the reference probabilities on disk (None: the default folder; False: off),
         when the general model has a ``fingerprint``. They are always kept in memory then.
+    references : path or None, default=None
+        A label directory whose kept reference images (:func:`save_reference_images`) stand
+        in for the SDAG's when ``sdag`` holds none (an SDAG read from that directory).
 
     Returns
     -------
@@ -394,6 +408,7 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
         For :func:`patch_probabilities`.
     """
     covered = np.asarray(covered, dtype=bool)
+    source = _image_source(sdag, references)
     covered_nodes = {n for node, c in zip(class_nodes, covered) if c
                      for n in _subtree(sdag, node)}
     scores = {True: [], False: []}
@@ -401,7 +416,7 @@ def calibrate_patch(general_model, sdag, class_names, class_nodes, covered, *,
         if node is None:
             continue
         nodes = [n for n in _subtree(sdag, node) if is_covered or n not in covered_nodes]
-        proba = _reference_proba(general_model, sdag, nodes, class_names, cache_dir)
+        proba = _reference_proba(general_model, source, nodes, class_names, cache_dir)
         scores[bool(is_covered)].append(routing_scores(proba, covered))
     if not scores[True]:
         raise ValueError("no covered class has reference images in the SDAG to calibrate the "
