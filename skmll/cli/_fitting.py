@@ -4,7 +4,7 @@ the general model that the flags name, fitted, with what it cannot serve said in
 import sys
 
 from ._common import UsageError, open_label_dir
-from ._general import build_general_model
+from ._general import build_general_model, patch_calibration_kwargs
 from ._reasons import SERVE_HINT, UncoveredError, uncovered_message, uncovered_reasons
 
 
@@ -31,10 +31,7 @@ def fitted_classifier(args, classes, *, on_uncovered):
     classifier = method(
         classes, labeler, k=args.k, min_similarity=args.min_similarity, reuse=args.reuse,
         general_model=general_model, on_uncovered="drop", cache_dir=args.cache_dir,
-        device=args.device, verbose=args.verbose,
-        # the patch calibration runs the general model on the SDAG's images, which a label
-        # directory does not hold: the general model's share is taken as it is (the paper's rule)
-        patch_calibration=None, **chosen)
+        device=args.device, verbose=args.verbose, **patch_calibration_kwargs(args), **chosen)
     stage(args, f"matching {len(classes)} class name(s) to {labeler.sdag.n_nodes} SDAG nodes "
                 f"(text encoder) and selecting among {len(labeler.hub_)} experts")
     return _fit_serving(classifier, args, on_uncovered)
@@ -43,8 +40,16 @@ def fitted_classifier(args, classes, *, on_uncovered):
 def _fit_serving(classifier, args, on_uncovered):
     """``classifier.fit()``, with the classes it cannot serve reported in the CLI's terms."""
     classes, general_model = classifier.classes, classifier.general_model
+    from ..labelling import NoReferenceImagesError
+
     try:
         classifier.fit()
+    except NoReferenceImagesError:
+        raise ValueError(f"the label directory {str(args.labels)!r} keeps no reference "
+                             "images to calibrate the general model's share on (it was written "
+                             "by an skmll that did not keep them): label it again with 'skmll "
+                             "label', or give --patch-calibration none (the paper's rule)"
+                             ) from None
     except ValueError:
         if (general_model is not None or getattr(classifier, "experts_", None) is None
                 or any(classifier.experts_.values())):

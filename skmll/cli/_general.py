@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from ._common import UsageError, existing_file
+from ._common import UsageError, existing_file, fraction
 
 SOURCES = ("conse", "open_clip", "transformers")
 
@@ -12,8 +12,13 @@ general model for the classes no expert serves: conse:EXPERT (ConSE over EXPERT,
 expert of the hub whose head_names are declared, or an ImageNet-1k classifier with 1000
 outputs), open_clip:ARCH (an open_clip architecture with --general-weights FILE, or
 open_clip:hf-hub:ORG/REPO / open_clip:local-dir:PATH), transformers:PATH (a folder holding a
-CLIPModel with its tokenizer and image processor) (default: none). Its share of each image
-is taken as it is, the paper's rule: a label directory holds no images to calibrate it on"""
+CLIPModel with its tokenizer and image processor) (default: none)"""
+
+PATCH_HELP = """\
+how far the general model's share of an image is trusted: at most this fraction of the
+covered classes' reference images (those the label directory keeps) may go to an uncovered
+class (default: MLLZeroShotClassifier's, 0.01); 'none' takes the share as it is (the paper's
+rule)"""
 
 
 def general_model_spec(text):
@@ -25,6 +30,20 @@ def general_model_spec(text):
     return source, what
 
 
+def patch_calibration(text):
+    """An argparse ``type``: a fraction in [0, 1], or ``none`` (the paper's rule)."""
+    return "none" if text.strip().lower() == "none" else fraction(text)
+
+
+def patch_calibration_kwargs(args):
+    """``patch_calibration`` for the classifier as ``--patch-calibration`` gives it; nothing
+    when the flag is not given, so that the classifier's own default applies."""
+    if args.patch_calibration is None:
+        return {}
+    return {"patch_calibration": None if args.patch_calibration == "none"
+            else args.patch_calibration}
+
+
 def add_general_model_flags(parser):
     group = parser.add_argument_group("general model (MLLZeroShotClassifier general_model)")
     group.add_argument("--general-model", metavar="SOURCE:WHAT", type=general_model_spec,
@@ -32,6 +51,8 @@ def add_general_model_flags(parser):
     group.add_argument("--general-weights", metavar="FILE", type=existing_file, default=None,
                        help="the weights file of --general-model open_clip:ARCH (.pt read "
                             "with weights_only=True, or .safetensors)")
+    group.add_argument("--patch-calibration", metavar="FRACTION|none", type=patch_calibration,
+                       default=None, help=PATCH_HELP)
 
 
 def build_general_model(args, hub):

@@ -13,14 +13,16 @@ from ._labels import ModelLabel, build_labels, mix_successors, sdag_key
 from ._pretest import NodeStatistics, run_over_nodes
 from ._references import (
     HeldImages,
+    NoReferenceImagesError,
     StoredReferenceImages,
     holds_images,
     save_reference_images,
 )
 from ._store import LabelRecordInfo, LabelStore, PrunePlan
 
-__all__ = ["ExpertRecordStatus", "HeldImages", "LabelRecordInfo", "LabelStore", "LabellingError", "ModelLabel",
-           "ModelLabeler", "NodeStatistics", "PrunePlan", "StaleLabelsError", "build_labels",
-           "expert_statuses", "label_dir_digest", "load_label_dir", "mix_successors",
-           "read_sdag_manifest", "run_over_nodes", "save_label_dir", "save_reference_images", "sdag_key",
-           "StoredReferenceImages", "holds_images"]
+__all__ = ["ExpertRecordStatus", "HeldImages", "LabelRecordInfo", "LabelStore", "LabellingError",
+           "ModelLabel", "ModelLabeler", "NoReferenceImagesError", "NodeStatistics", "PrunePlan",
+           "StaleLabelsError", "StoredReferenceImages", "build_labels", "expert_statuses",
+           "holds_images", "label_dir_digest", "load_label_dir", "mix_successors",
+           "read_sdag_manifest", "run_over_nodes", "save_label_dir", "save_reference_images",
+           "sdag_key"]

@@ -19,6 +19,10 @@ _INDEX = "index"
 _NODES_PER_SHARD = 64
 
 
+class NoReferenceImagesError(FileNotFoundError):
+    """A label directory keeps no reference images for the patch calibration."""
+
+
 def holds_images(sdag):
     """Whether ``sdag`` holds its images (one read from a label directory's manifest only
     describes them)."""
@@ -69,7 +73,7 @@ class StoredReferenceImages:
         self._folder = Path(directory) / REFERENCES_FOLDER
         index = load_record(self._folder, _INDEX) if self._folder.is_dir() else None
         if index is None:
-            raise FileNotFoundError(
+            raise NoReferenceImagesError(
                 f"label directory {str(directory)!r} keeps no reference images for the patch "
                 "calibration (written by an skmll that did not keep them): write it again from "
                 "the SDAG's images (skmll label), or pass patch_calibration=None for the "

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_a_scikit_learn_expert_serves_from_a_hub_file(world, labels, capsys):
     assert report["coverage"] == 1.0
     photos = sorted(str(p) for p in (world / "photos").iterdir())
     code, out, err = predict(capsys, labels, "--labels", labels, "--no-cache", "--classes",
-                              "zebra", "tiger", "--", *photos)
+                             "zebra", "tiger", "--", *photos)
     assert code == 0, err
     predicted = [row["prediction"] for row in csv.DictReader(io.StringIO(out))]
     assert predicted == ["zebra", "tiger", "zebra", "tiger"]    # even: horizontal, gray
@@ -146,7 +147,7 @@ def test_uncovered_classes_get_reasons_and_flag_hints(world, labels, capsys):
     assert code == 0, err
     assert "'violin': " in out and "--general-model" in out
     code, out, err = predict(capsys, labels, "--labels", labels, "--no-cache", "--classes",
-                              "zebra", "violin", "--", world / "photos")
+                             "zebra", "violin", "--", world / "photos")
     assert code == 1 and "--general-model" in err and "--on-uncovered drop" in err
     for text in (out, err):   # the hints name flags, never Python parameters
         assert "general_model=" not in text and "on_uncovered=" not in text
@@ -155,14 +156,15 @@ def test_uncovered_classes_get_reasons_and_flag_hints(world, labels, capsys):
 def test_general_model_conse_from_a_hub_expert_matches_python(world, labels, capsys):
     photos = sorted(str(p) for p in (world / "photos").iterdir())
     code, out, err = predict(capsys, labels, "--labels", labels, "--no-cache", "--classes",
-                              "zebra", "violin", "--general-model", "conse:colour",
-                              "--format", "json", "--", *photos)
+                             "zebra", "violin", "--general-model", "conse:colour",
+                             "--format", "json", "--", *photos)
     assert code == 0, err
     rows = json.loads(out)
     labeler = load_label_dir(labels, trust_code=True)
+    # calibrated as in Python, on the reference images the label directory keeps
     python = MLLZeroShotClassifier(["zebra", "violin"], labeler, cache_dir=False,
-                                   general_model=ConSE(labeler.hub_["colour"], ["red", "blue"]),
-                                   patch_calibration=None).fit()
+                                   general_model=ConSE(labeler.hub_["colour"], ["red", "blue"])
+                                   ).fit()
     expected = python.predict_proba(photos)
     got = [[row["probabilities"][c] for c in python.classes_] for row in rows]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -180,8 +182,9 @@ def test_general_model_clip_from_a_transformers_folder(world, labels, capsys,
     folder = tiny_transformers_clip[2]
     photos = sorted(str(p) for p in (world / "photos").iterdir())
     code, out, err = predict(capsys, labels, "--labels", labels, "--no-cache", "--classes",
-                              "tiger", "violin", "--general-model", f"transformers:{folder}",
-                              "--device", "cpu", "--format", "json", "--", *photos)
+                             "tiger", "violin", "--general-model", f"transformers:{folder}",
+                             "--patch-calibration", "none", "--device", "cpu", "--format",
+                             "json", "--", *photos)
     assert code == 0, err
     python = MLLZeroShotClassifier(["tiger", "violin"], load_label_dir(labels, trust_code=True),
                                    cache_dir=False, patch_calibration=None,
@@ -198,12 +201,11 @@ def test_general_model_open_clip_architecture_with_a_weights_file(world, labels,
     photos = sorted(str(p) for p in (world / "photos").iterdir())
     flags = ["--labels", labels, "--no-cache", "--classes", "zebra", "violin", "--format", "json"]
     code, out, err = predict(capsys, labels, *flags, "--general-model",
-                              "open_clip:skmll-tiny-clip", "--general-weights", checkpoint, "--",
-                              *photos)
+                             "open_clip:skmll-tiny-clip", "--general-weights", checkpoint, "--",
+                             *photos)
     assert code == 0, err
     python = MLLZeroShotClassifier(
         ["zebra", "violin"], load_label_dir(labels, trust_code=True), cache_dir=False,
-        patch_calibration=None,
         general_model=CLIPZeroShot.from_open_clip("skmll-tiny-clip", checkpoint_path=checkpoint)
     ).fit()
     got = [[row["probabilities"][c] for c in python.classes_] for row in json.loads(out)]
@@ -224,7 +226,7 @@ def test_skip_bad_images_reports_them_and_predicts_the_rest(world, labels, capsy
     code, out, err = predict(capsys, labels, *flags, "--", *given)
     assert code == 1 and "broken.png" in err and out == ""
     code, skipped_out, err = predict(capsys, labels, *flags, "--skip-bad-images",
-                                      "--batch-size", "3", "--", *given)
+                                     "--batch-size", "3", "--", *given)
     assert code == 0, err
     assert "skipped 2 of 6" in err and f"{broken}:" in err and f"{truncated}:" in err
     code, clean_out, _ = predict(capsys, labels, *flags, "--", *photos)
@@ -267,3 +269,20 @@ def test_version_and_help_import_no_torch_or_sklearn(flag):
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
     assert "skmll.cli" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "sklearn", "numpy")}
+
+
+def test_a_directory_without_reference_images_names_the_paper_rule(world, labels, capsys,
+                                                                   tmp_path):
+    older = tmp_path / "older"
+    shutil.copytree(labels, older)
+    shutil.rmtree(older / "patch-references")     # as written before they were kept
+    photos = sorted(str(p) for p in (world / "photos").iterdir())
+    flags = ["--labels", older, "--no-cache", "--classes", "zebra", "violin", "--general-model",
+             "conse:colour", "--", *photos]
+    code, _, err = predict(capsys, older, *flags)
+    assert code == 1 and "keeps no reference images" in err and "--patch-calibration none" in err
+    assert "patch_calibration=" not in err
+    code, out, err = predict(capsys, older, "--patch-calibration", "none", *flags)
+    assert code == 0, err
+    code, _, err = predict(capsys, older, "--patch-calibration", "2", *flags)
+    assert code == 2 and "expected a number in [0, 1]" in err
