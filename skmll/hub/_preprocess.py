@@ -10,10 +10,12 @@ than a reading of it:
   it has (resize rule, resample, crop, rescale, normalisation, channel order, EfficientNet's
   ``include_top``) is the processor's own, including options added after this was written.
 - :class:`TransformInput` runs the transform's own steps on the whole batch as a uint8 tensor
-  where torchvision's steps accept tensors (Resize, CenterCrop, ToTensor, Normalize), and the
-  whole transform on one PIL image at a time otherwise (e.g. timm's ``ResizeKeepRatio``, which
-  reads a PIL image's size). Only the resize kernel differs from the PIL path: torch's
-  antialiased kernels against Pillow's (a few 8-bit levels at most).
+  where torchvision's steps do to a tensor what they do to a PIL image up to one 8-bit level
+  (bilinear Resize, CenterCrop, ToTensor, Normalize), and the whole transform on one PIL image
+  at a time otherwise. Bicubic is not batched: torch's antialiased bicubic kernel and Pillow's
+  differ by up to 21 levels of 255 on noise (Pillow rounds and clips to 8 bits between its
+  horizontal and vertical passes), nearest picks other pixels, and timm's ``ResizeKeepRatio``
+  reads a PIL image's size.
 
 Images from 8-bit files round-trip exactly: skmll stores ``v / 255`` and ``round(x * 255)``
 gives ``v`` back. Other images (16-bit, float) are rounded to 8 bits, as the libraries' PIL
@@ -24,6 +26,7 @@ import json
 
 import numpy as np
 import torch
+from torchvision.transforms import InterpolationMode
 
 from ._images import to_device
 
@@ -115,7 +118,8 @@ def _step_kind(step):
     module = getattr(type(step), "__module__", "") or ""
     name = getattr(step, "__name__", None) or type(step).__name__
     if name in _BATCHED_GEOMETRY and module.startswith("torchvision."):
-        return "geometry"
+        bilinear = getattr(step, "interpolation", InterpolationMode.BILINEAR)
+        return "geometry" if bilinear == InterpolationMode.BILINEAR else None
     if name in _TO_FLOAT:
         return "to_float"
     if name == "Normalize" and module.startswith("torchvision."):
@@ -128,9 +132,11 @@ def _step_kind(step):
 class TransformInput:
     """A torchvision evaluation transform (timm's, open_clip's), run on a whole batch.
 
-    When every step is one torchvision runs the same way on tensors (``Resize``,
+    When every step is one torchvision runs the same way on tensors (bilinear ``Resize``,
     ``CenterCrop``, ``ToTensor``/``MaybeToTensor``, ``Normalize``, and RGB-mode conversions),
-    the steps run in order on the batch as a uint8 tensor on the expert's device. Otherwise the
+    the steps run in order on the batch as a uint8 tensor on the expert's device: the result
+    differs from the PIL path by Pillow's and torch's bilinear kernels rounding to 8 bits
+    apart (one level at most). Otherwise (bicubic, nearest, timm's ``ResizeKeepRatio``...) the
     whole transform runs on one PIL image at a time, as the library runs it.
 
     Parameters
