@@ -199,7 +199,8 @@ class _TransformersTowers:
 
 
 def _towers_digest(towers):
-    """The towers' declared fingerprint, or a hash of their torch weights; "" if neither.
+    """The towers' declared fingerprint, or a hash of their torch weights and layer kinds; ""
+    if neither.
 
     Hashing reads every weight once (about a second for ViT-B/32); the caller keeps the result.
     """
@@ -211,8 +212,29 @@ def _towers_digest(towers):
         return ""
     hasher = new_hasher()
     hasher.update(type(model).__name__.encode())
+    # the kinds of layers too: QuickGELU and GELU towers share their weights, not their function
+    hasher.update(" ".join(sorted({type(m).__qualname__ for m in model.modules()})).encode())
     hash_state_dict(model.state_dict(), hasher)
     return hasher.hexdigest()
+
+
+def trained_with_quick_gelu(model_name, pretrained):
+    """Whether open_clip's pretrained tag ``pretrained`` of ``model_name`` was trained with
+    QuickGELU (its pretrained config's ``quick_gelu``: OpenAI's weights and a few others).
+
+    open_clip builds an architecture such as ``"ViT-B-32"`` with GELU whatever the tag, and only
+    warns when the tag says otherwise; :meth:`CLIPZeroShot.from_open_clip` asks this instead.
+
+    Examples
+    --------
+    >>> trained_with_quick_gelu("ViT-B-32", "openai"), trained_with_quick_gelu("ViT-B-32", None)
+    (True, False)
+    """
+    if pretrained is None:
+        return False
+    import open_clip
+
+    return bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
 
 
 class CLIPZeroShot:
@@ -346,9 +368,8 @@ class CLIPZeroShot:
                 raise FileNotFoundError(f"checkpoint_path {checkpoint_path} does not exist")
             pretrained = str(checkpoint_path)  # open_clip treats an existing path as weights
         if quick_gelu is None:
-            trained = open_clip.get_pretrained_cfg(model_name, pretrained) \
-                if pretrained is not None and checkpoint_path is None else {}
-            quick_gelu = bool(trained.get("quick_gelu", False))
+            quick_gelu = checkpoint_path is None and trained_with_quick_gelu(model_name,
+                                                                             pretrained)
         model, _, evaluation = open_clip.create_model_and_transforms(
             model_name, pretrained=pretrained, device=device, weights_only=True,
             force_quick_gelu=quick_gelu)
