@@ -161,7 +161,7 @@ def _reference_logits(model, pixel_values):
         return model(pixel_values=pixel_values).logits.numpy()
 
 
-def assert_parity(expert, model, folder, backend=None):
+def assert_parity(expert, model, folder, backend=None, label=""):
     """skmll's model input equals the processor's bit for bit; logits agree to float rounding
     (the model runs skmll's images in groups of one size, in channels-last memory)."""
     images = parity_images()
@@ -173,12 +173,14 @@ def assert_parity(expert, model, folder, backend=None):
     assert got.shape == (len(images), model.config.num_labels)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     assert np.ptp(expected, axis=0).max() > 1e-4   # the images give different logits
+    print(f"PARITY {label}: input 0, logits {np.abs(got - expected).max():.1e} "
+          f"(of {np.abs(expected).max():.2g})")
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_logits_equal_the_processor_path(tmp_path, family):
     model = _save_family(tmp_path, family)
-    assert_parity(HFExpert(tmp_path), model, tmp_path)
+    assert_parity(HFExpert(tmp_path), model, tmp_path, label=f"hf {family}")
 
 
 @pytest.mark.parametrize("family", ["efficientnet", "mobilevit", "resnet"])
@@ -186,7 +188,7 @@ def test_pil_backend_on_request(tmp_path, family):
     model = _save_family(tmp_path, family)
     expert = HFExpert(tmp_path, processor_kwargs={"backend": "pil"})
     assert not expert.image_input.on_tensors
-    assert_parity(expert, model, tmp_path, backend="pil")
+    assert_parity(expert, model, tmp_path, backend="pil", label=f"hf {family} (pil backend)")
     assert expert.fingerprint != HFExpert(tmp_path).fingerprint
 
 

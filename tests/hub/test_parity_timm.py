@@ -69,6 +69,8 @@ def test_logits_follow_timms_evaluation_transform(name):
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got, expected, rtol=0, atol=(0.05 if batched else 1e-4) * scale)
     assert np.ptp(expected, axis=0).max() > 1e-3 * scale   # the images give different logits
+    print(f"PARITY timm {name}: input {difference:.2g}, logits "
+          f"{np.abs(got - expected).max():.1e} (of {scale:.2g})")
 
 
 def test_input_size_and_fingerprint_follow_the_config():
