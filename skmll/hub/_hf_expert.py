@@ -75,7 +75,7 @@ class HFExpert(TorchExpert):
     ...                    num_attention_heads=2, intermediate_size=8, num_labels=3)
     >>> folder = tempfile.mkdtemp()
     >>> AutoModelForImageClassification.from_config(config).save_pretrained(folder)
-    >>> ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    >>> _ = ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
     >>> expert = HFExpert(folder)
     >>> expert.n_outputs, expert.input_size, expert.image_input
     (3, (16, 16), ProcessorInput(ViTImageProcessor))
