@@ -68,8 +68,9 @@ FAMILIES = {
              "BeitImageProcessor", {"size": SQUARE, "do_center_crop": False,
                                     "resample": BILINEAR, **HALF}),
     # microsoft/dit-base-finetuned-rvlcdip: a BEiT with the BEiT processor, bilinear, 0.5
-    "dit": (lambda T: _vit_like(T.BeitConfig, use_absolute_position_embeddings=True), None, "BeitImageProcessor", {"size": SQUARE, "do_center_crop": False,
-                                         "resample": BILINEAR, **HALF}),
+    "dit": (lambda T: _vit_like(T.BeitConfig, use_absolute_position_embeddings=True), None,
+            "BeitImageProcessor", {"size": SQUARE, "do_center_crop": False,
+                                   "resample": BILINEAR, **HALF}),
     # google/efficientnet-b0: 224 x 224, nearest, include_top (a second normalisation)
     "efficientnet": (lambda T: T.EfficientNetConfig(image_size=32, width_coefficient=0.1,
                                                     depth_coefficient=0.1, hidden_dim=128),

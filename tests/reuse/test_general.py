@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skmll.hub import TorchExpert, as_image_batch, preprocess
+from skmll.hub import TorchExpert, as_image_batch
 from skmll.reuse._general import (
     CLIPZeroShot,
     ConSE,
