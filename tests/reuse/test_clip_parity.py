@@ -110,3 +110,4 @@ def test_transformers_clip_gets_clip_processors_pixels(tmp_path):
     image_input = ProcessorInput(processor)
     inputs = map_size_groups(lambda group: image_input(group, "cpu"), as_image_batch(images))
     torch.testing.assert_close(inputs, expected_inputs, rtol=0, atol=0)
+    print("PARITY transformers clip: input 0 (the image tower's input)")
