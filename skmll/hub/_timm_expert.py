@@ -17,10 +17,11 @@ class TimmExpert(TorchExpert):
     ``create_transform(**resolve_model_data_config(model), is_training=False)``, with its input
     size, interpolation, ``crop_pct``, ``crop_mode`` (center, squash or border), mean and std.
     The transform's own steps run on each batch (:class:`~skmll.hub._preprocess.TransformInput`):
-    on the whole batch as 8-bit pixels when they are torchvision's Resize, CenterCrop, ToTensor
-    and Normalize (``crop_mode`` center and squash), on one PIL image at a time otherwise
-    (``crop_mode="border"``). A single-channel model (``in_chans=1``) has no such transform
-    in timm for RGB input: skmll resizes the whole image to the input size and takes its luma.
+    on the whole batch as 8-bit pixels when they are torchvision's bilinear Resize, CenterCrop,
+    ToTensor and Normalize (one 8-bit level from timm's PIL path at most), on one PIL image at
+    a time, exactly as timm runs them, otherwise (bicubic, most timm models' interpolation;
+    ``crop_mode="border"``). A single-channel model (``in_chans=1``) has no such transform in
+    timm for RGB input: skmll resizes the whole image to the input size and takes its luma.
 
     Parameters
     ----------
