@@ -79,14 +79,12 @@ FAMILIES = {
                       "do_center_crop": False, "image_mean": IMAGENET["image_mean"],
                       "image_std": [0.47853944, 0.4732864, 0.47434163]}),
     # google/mobilenet_v1_1.0_224: shortest edge 256, 224 centre crop, bilinear, 0.5
-    "mobilenet_v1": (lambda T: T.MobileNetV1Config(image_size=32, depth_multiplier=0.1,
-                                                   num_labels=1001),
+    "mobilenet_v1": (lambda T: T.MobileNetV1Config(image_size=32, depth_multiplier=0.1),
                      None, "MobileNetV1ImageProcessor",
                      {"size": {"shortest_edge": 37}, "crop_size": SQUARE,
                       "resample": BILINEAR, **HALF}),
     # google/mobilenet_v2_1.0_224: the same rule
-    "mobilenet_v2": (lambda T: T.MobileNetV2Config(image_size=32, depth_multiplier=0.1,
-                                                   num_labels=1001),
+    "mobilenet_v2": (lambda T: T.MobileNetV2Config(image_size=32, depth_multiplier=0.1),
                      None, "MobileNetV2ImageProcessor",
                      {"size": {"shortest_edge": 37}, "crop_size": SQUARE,
                       "resample": BILINEAR, **HALF}),
@@ -129,7 +127,8 @@ FAMILIES = {
 def _save_family(folder, family):
     make_config, architecture, processor_class, settings = FAMILIES[family]
     config = make_config(transformers)
-    config.num_labels = getattr(config, "num_labels", 4) if config.num_labels > 2 else 4
+    # MobileNet v1/v2 checkpoints have 1,001 heads (background first), the others a few here
+    config.num_labels = 1001 if family.startswith("mobilenet") else 4
     if architecture is not None:
         config.architectures = [architecture]
     torch.manual_seed(0)
