@@ -14,7 +14,22 @@ raw outputs are checked against the adapters' before any timing.
 ``ratio = raw time / predict_proba time`` is the fraction of raw throughput that
 ``predict_proba`` keeps (goal >= 0.9), in this process's CPU time (steadier than wall time on
 a shared machine); median of ``--repeats`` interleaved repetitions.
+
+Library experts (``--library``, run after the world's tasks, or alone with ``--library-only``):
+adapters whose preprocessing is their library's own, against the loop a user of that library
+writes. Randomly initialised models of real architectures (transformers' ResNet-18 with
+microsoft/resnet-18's ConvNext processor settings, torchvision and PIL backends; timm's
+resnet18 with resnet18.tv_in1k's bilinear config, batched by skmll, and with resnet18's default
+bicubic config, run by skmll one PIL image at a time) label ``--library-n`` uint8 photos of
+varied sizes. Raw: ``model(**processor(images))`` batch by batch on the uint8 arrays, or timm's
+``create_transform`` on each PIL image, then the model (channels-last, as the adapters run
+it, so only the preprocessing differs); skmll: ``run_expert`` on
+``as_image_batch`` of the same arrays (the conversion included). Outputs are checked equal
+(transformers: to float rounding; timm bilinear: to skmll's one-level resize difference)
+before timing.
+
 Usage: python benchmarks/bench_predict.py [--n 2000] [--repeats 5] [--threads 1]
+                                          [--library-n 128] [--library-only]
 """
 
 import argparse
@@ -25,7 +40,7 @@ import torch
 
 from skmll import MLLZeroShotClassifier, ModelLabeler, SemanticDAG
 from skmll.datasets import make_world, train_world_experts
-from skmll.hub import ModelHub, as_image_batch
+from skmll.hub import ModelHub, as_image_batch, run_expert
 
 LAYOUTS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
 
@@ -84,14 +99,110 @@ def compare(clf, labeler, specs, images, repeats):
     return used, {name: np.median(values, axis=0) for name, values in times.items()}
 
 
+def library_photos(n, seed=0):
+    """``n`` uint8 RGB photos of sizes from 180 to 400 pixels a side, a few sizes repeated."""
+    rng = np.random.default_rng(seed)
+    sizes = [(240, 320), (320, 240), (375, 500), (224, 224), (180, 400)]
+    return [rng.integers(0, 256, (*sizes[i % len(sizes)][:2], 3), dtype=np.uint8)
+            for i in range(n)]
+
+
+def channels_last(tensor):
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+def hf_expert_and_raw(folder, backend):
+    """An HFExpert of a random ResNet-18 and the user's loop with the same processor."""
+    from transformers import (AutoImageProcessor, AutoModelForImageClassification,
+                              ConvNextImageProcessor, ResNetConfig)
+
+    from skmll.hub import HFExpert
+
+    torch.manual_seed(0)
+    resnet_18 = ResNetConfig(layer_type="basic", depths=[2, 2, 2, 2],   # microsoft/resnet-18
+                             hidden_sizes=[64, 128, 256, 512])
+    AutoModelForImageClassification.from_config(resnet_18).save_pretrained(folder)
+    ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875, resample=3,
+                           image_mean=[0.485, 0.456, 0.406],
+                           image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+    model = AutoModelForImageClassification.from_pretrained(folder).eval()
+    model = model.to(memory_format=torch.channels_last)
+    processor = AutoImageProcessor.from_pretrained(folder, backend=backend)
+
+    def raw(images, batch_size):
+        with torch.inference_mode():
+            return torch.cat([model(pixel_values=channels_last(processor(
+                images=images[start:start + batch_size], return_tensors="pt")["pixel_values"]))
+                .logits for start in range(0, len(images), batch_size)]).numpy()
+    return HFExpert(folder, processor_kwargs={"backend": backend}), raw
+
+
+def timm_expert_and_raw(overlay):
+    """A TimmExpert of a random resnet18 and timm's evaluation loop on PIL images."""
+    import copy
+
+    import timm
+    from PIL import Image
+
+    from skmll.hub import TimmExpert
+
+    torch.manual_seed(0)
+    expert = TimmExpert("resnet18", pretrained_cfg_overlay=overlay)
+    model = copy.deepcopy(expert.module)   # a channels-last copy, as the adapter's
+    transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model),
+                                           is_training=False)
+
+    def raw(images, batch_size):
+        with torch.inference_mode():
+            return torch.cat([model(channels_last(torch.stack([
+                transform(Image.fromarray(image)) for image in images[start:start + batch_size]
+            ]))) for start in range(0, len(images), batch_size)]).numpy()
+    return expert, raw
+
+
+def library_rows(n, repeats):
+    """(name, skmll CPU s, raw CPU s) per library expert, median of interleaved runs."""
+    import tempfile
+
+    images = library_photos(n)
+    with tempfile.TemporaryDirectory() as folder:
+        cases = {f"hf resnet-18 ({backend})": (*hf_expert_and_raw(f"{folder}/{backend}",
+                                                                  backend), 1e-3)
+                 for backend in ("torchvision", "pil")}
+        cases["timm resnet18 (bilinear, batched)"] = (
+            *timm_expert_and_raw({"interpolation": "bilinear", "crop_pct": 0.875}), 0.05)
+        cases["timm resnet18 (bicubic, per PIL image)"] = (*timm_expert_and_raw({}), 1e-3)
+        for name, (expert, raw, tolerance) in cases.items():
+            mine, theirs = run_expert(expert, as_image_batch(images)), raw(images,
+                                                                           expert.batch_size)
+            np.testing.assert_allclose(mine, theirs, rtol=0,
+                                       atol=tolerance * np.abs(theirs).max(), err_msg=name)
+            times = [(timed(lambda: run_expert(expert, as_image_batch(images)))[1],
+                      timed(raw, images, expert.batch_size)[1]) for _ in range(repeats)]
+            yield (name, *np.median(times, axis=0))
+
+
+def print_library_rows(args):
+    print(f"library experts, {args.library_n} uint8 photos of 5 sizes, median of "
+          f"{args.repeats} interleaved runs; ratio = raw CPU time / skmll CPU time")
+    for name, mine, raw in library_rows(args.library_n, args.repeats):
+        print(f"{name:40s} skmll {mine:.3f} s CPU, raw {raw:.3f} s CPU (ratio {raw / mine:.3f})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: stable timings on a shared machine)")
+    parser.add_argument("--library-n", type=int, default=128)
+    parser.add_argument("--library-only", action="store_true",
+                        help="time only the transformers and timm experts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.library_only:
+        print_library_rows(args)
+        return
     world = make_world(fashion_test=args.n)
     trained = train_world_experts(world, verbose=0)
     specs = {result.spec.name: result.spec for result in trained}
@@ -115,6 +226,7 @@ def main():
               f"{len(names)} classes: predict_proba {predict_cpu:.3f} s CPU "
               f"({predict_wall:.3f} s wall); {ratios}; left out: "
               f"{clf.dropped_classes_ or 'none'}")
+    print_library_rows(args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ._base import register_expert
+from ._preprocess import TransformInput
 from ._torch_expert import TorchExpert, load_torch_weights
 
 
@@ -12,8 +13,15 @@ from ._torch_expert import TorchExpert, load_torch_weights
 class TimmExpert(TorchExpert):
     """A ``timm`` model, by architecture name, with pretrained or local weights.
 
-    Input size, mean and std come from the model's ``pretrained_cfg`` (timm's
-    ``resolve_model_data_config``); images are resized to the input size, not cropped.
+    Images get timm's evaluation preprocessing for the model's pretrained config:
+    ``create_transform(**resolve_model_data_config(model), is_training=False)``, with its input
+    size, interpolation, ``crop_pct``, ``crop_mode`` (center, squash or border), mean and std.
+    The transform's own steps run on each batch (:class:`~skmll.hub._preprocess.TransformInput`):
+    on the whole batch as 8-bit pixels when they are torchvision's bilinear Resize, CenterCrop,
+    ToTensor and Normalize (one 8-bit level from timm's PIL path at most), on one PIL image at
+    a time, exactly as timm runs them, otherwise (bicubic, most timm models' interpolation;
+    ``crop_mode="border"``). A single-channel model (``in_chans=1``) has no such transform in
+    timm for RGB input: skmll resizes the whole image to the input size and takes its luma.
 
     Parameters
     ----------
@@ -77,6 +85,9 @@ class TimmExpert(TorchExpert):
                          mean=mean, std=std, channels=channels, n_outputs=model.num_classes,
                          batch_size=batch_size, device=device, precision=precision,
                          head_names=head_names)
+        if channels == 3:
+            self.image_input = TransformInput(
+                timm.data.create_transform(**config, is_training=False))
         self.model_name = model_name
 
     @classmethod

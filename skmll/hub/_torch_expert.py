@@ -49,6 +49,15 @@ class TorchExpert(BaseExpert):
     head_names : list of str or None
         What each output means, if known (shown by ``explain``; never used to select).
 
+    Attributes
+    ----------
+    image_input : callable or None
+        The model's own preprocessing, set by adapters whose library defines it
+        (:class:`HFExpert`, :class:`TimmExpert`): ``image_input(images, device)`` turns a
+        canonical batch into the module's input tensor and ``image_input.describe()`` names
+        what it does (hashed into the fingerprint). None: skmll resizes the whole image to
+        ``input_size`` and normalises with ``scale``, ``mean`` and ``std``.
+
     Examples
     --------
     >>> import numpy as np, torch
@@ -59,6 +68,8 @@ class TorchExpert(BaseExpert):
     >>> expert.logits(np.zeros((2, 16, 16, 3), dtype=np.float32)).shape
     (2, 4)
     """
+
+    image_input = None
 
     def __init__(self, module, *, name, input_size, mean=0.0, std=1.0, channels=3, scale=1.0,
                  n_outputs=None, batch_size=64, device="cpu", precision="fp32", head_names=None):
@@ -116,6 +127,9 @@ class TorchExpert(BaseExpert):
         return logits
 
     def _preprocess(self, images):
+        if self.image_input is not None:
+            return self.image_input(images, self.device).contiguous(
+                memory_format=self._memory_format)
         # resized and normalised where the module runs, already in its memory format
         return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std,
                           channels=self.channels, scale=self.scale, layout=self.layout,
@@ -129,6 +143,8 @@ class TorchExpert(BaseExpert):
 
     def _weights_digest(self, hasher):
         hasher.update(type(self.module).__qualname__.encode())
+        if self.image_input is not None:
+            hasher.update(self.image_input.describe().encode())
         hash_state_dict(self.module.state_dict(), hasher)
 
     @classmethod

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from scipy.special import softmax
 
-from ..hub import MixedSizeBatch, preprocess, run_expert
+from ..hub import MixedSizeBatch, map_size_groups, preprocess, run_expert
 from ..hub._base import hash_state_dict, n_heads
+from ..hub._preprocess import ProcessorInput, TransformInput
 from ..selection._text import default_text_encoder, embed_texts
 from ..utils import check_template, fill_template, hash_json, new_hasher
 
@@ -199,7 +200,8 @@ class _TransformersTowers:
 
 
 def _towers_digest(towers):
-    """The towers' declared fingerprint, or a hash of their torch weights; "" if neither.
+    """The towers' declared fingerprint, or a hash of their torch weights and layer kinds; ""
+    if neither.
 
     Hashing reads every weight once (about a second for ViT-B/32); the caller keeps the result.
     """
@@ -211,8 +213,29 @@ def _towers_digest(towers):
         return ""
     hasher = new_hasher()
     hasher.update(type(model).__name__.encode())
+    # the kinds of layers too: QuickGELU and GELU towers share their weights, not their function
+    hasher.update(" ".join(sorted({type(m).__qualname__ for m in model.modules()})).encode())
     hash_state_dict(model.state_dict(), hasher)
     return hasher.hexdigest()
+
+
+def trained_with_quick_gelu(model_name, pretrained):
+    """Whether open_clip's pretrained tag ``pretrained`` of ``model_name`` was trained with
+    QuickGELU (its pretrained config's ``quick_gelu``: OpenAI's weights and a few others).
+
+    open_clip builds an architecture such as ``"ViT-B-32"`` with GELU whatever the tag, and only
+    warns when the tag says otherwise; :meth:`CLIPZeroShot.from_open_clip` asks this instead.
+
+    Examples
+    --------
+    >>> trained_with_quick_gelu("ViT-B-32", "openai"), trained_with_quick_gelu("ViT-B-32", None)
+    (True, False)
+    """
+    if pretrained is None:
+        return False
+    import open_clip
+
+    return bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
 
 
 class CLIPZeroShot:
@@ -225,17 +248,25 @@ class CLIPZeroShot:
     Parameters
     ----------
     towers : object
-        Has ``encode_image(pixels) -> (n, d)`` tensor (``pixels`` an NCHW float tensor on the
-        CPU), ``encode_text(list[str]) -> (m, d)`` tensor and ``logit_scale() -> float``.
+        Has ``encode_image(pixels) -> (n, d)`` tensor (``pixels`` an NCHW float tensor),
+        ``encode_text(list[str]) -> (m, d)`` tensor and ``logit_scale() -> float``; its
+        ``device`` attribute, if any, is where ``image_input`` makes the pixels.
     input_size : (int, int)
-        The image tower's input (H, W); images are resized to it (no crop).
+        The image tower's input (H, W). Without ``image_input``, images are resized to it
+        whole (no crop) and normalised with ``mean`` and ``std``.
     mean, std : sequence of 3 floats
         The image tower's normalisation of [0, 1] pixels.
     templates : str or sequence of str, default "default"
-        Prompt templates (see :func:`zero_shot_weights`).
+        Prompt templates (see :func:`zero_shot_weights`): ``"default"`` is a 10-prompt
+        ensemble, ``"photo"`` the single prompt ``"a photo of a {}."``.
     batch_size : int, default 64
         Images per forward pass.
     name : str, default "clip"
+    image_input : callable or None
+        The model's own preprocessing, ``image_input(images, device) -> pixels`` with a
+        ``describe()`` method (:class:`~skmll.hub._preprocess.TransformInput` for open_clip's
+        ``preprocess``, :class:`~skmll.hub._preprocess.ProcessorInput` for a transformers
+        processor); :meth:`from_open_clip` and :meth:`from_transformers` set it.
 
     Attributes
     ----------
@@ -269,8 +300,9 @@ class CLIPZeroShot:
     """
 
     def __init__(self, towers, *, input_size, mean, std, templates="default", batch_size=64,
-                 name="clip"):
+                 name="clip", image_input=None):
         self.towers = towers
+        self.image_input = image_input
         self.input_size = _pair(input_size)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
@@ -286,13 +318,19 @@ class CLIPZeroShot:
             self._towers_digest = _towers_digest(self.towers)
         if not self._towers_digest:
             return None
+        image_input = None if self.image_input is None else self.image_input.describe()
         return hash_json(["clip", self._towers_digest, self.input_size, self.mean, self.std,
-                          self.templates, self.name])
+                          self.templates, self.name] + ([image_input] if image_input else []))
 
     @classmethod
     def from_open_clip(cls, model_name, pretrained=None, *, checkpoint_path=None,
-                       templates="default", device="cpu", batch_size=64):
-        """Load an open_clip model; preprocessing comes from the model's own config.
+                       quick_gelu=None, templates="default", device="cpu", batch_size=64):
+        """Load an open_clip model with its own evaluation preprocessing.
+
+        Images get open_clip's ``preprocess`` for the model (the evaluation transform of
+        ``create_model_and_transforms``: for CLIP, the shortest side resized to the input size
+        with bicubic interpolation, a centre crop, the model's mean and std), run one PIL image
+        at a time as open_clip runs it (:class:`~skmll.hub._preprocess.TransformInput`).
 
         Parameters
         ----------
@@ -304,8 +342,15 @@ class CLIPZeroShot:
         checkpoint_path : path or None
             A local state dict (``.pt`` read with ``torch.load(weights_only=True)``, or
             ``.safetensors``) for the architecture ``model_name``.
+        quick_gelu : bool or None
+            Build the towers with QuickGELU activations, as OpenAI's CLIP weights were trained.
+            None: as the pretrained tag was trained (open_clip's pretrained config says
+            ``quick_gelu=True`` for ``"openai"`` and a few others; open_clip itself only warns
+            when the architecture disagrees); False for a ``checkpoint_path``, whose training
+            open_clip cannot know (pass True for OpenAI weights, or name a ``-quickgelu``
+            architecture).
         templates, batch_size
-            See :class:`CLIPZeroShot`.
+            See :class:`CLIPZeroShot`; the paper prompts with ``templates="photo"``.
         device : str, default "cpu"
 
         Returns
@@ -323,12 +368,17 @@ class CLIPZeroShot:
             if not Path(checkpoint_path).is_file():
                 raise FileNotFoundError(f"checkpoint_path {checkpoint_path} does not exist")
             pretrained = str(checkpoint_path)  # open_clip treats an existing path as weights
-        model = open_clip.create_model(model_name, pretrained=pretrained, device=device,
-                                       weights_only=True).eval()
+        if quick_gelu is None:
+            quick_gelu = checkpoint_path is None and trained_with_quick_gelu(model_name,
+                                                                             pretrained)
+        model, _, evaluation = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, device=device, weights_only=True,
+            force_quick_gelu=quick_gelu)
         config = open_clip.get_model_preprocess_cfg(model)
-        towers = _OpenCLIPTowers(model, open_clip.get_tokenizer(model_name), device)
+        towers = _OpenCLIPTowers(model.eval(), open_clip.get_tokenizer(model_name), device)
         return cls(towers, input_size=config["size"], mean=config["mean"], std=config["std"],
-                   templates=templates, batch_size=batch_size, name=f"open_clip:{model_name}")
+                   templates=templates, batch_size=batch_size, name=f"open_clip:{model_name}",
+                   image_input=TransformInput(evaluation))
 
     @classmethod
     def from_transformers(cls, model_id_or_path, *, templates="default", device="cpu",
@@ -336,7 +386,10 @@ class CLIPZeroShot:
         """Load a transformers CLIP-style model (``CLIPModel`` and kin) with its processor.
 
         The folder or hub id needs the model, its tokenizer and its image processor config
-        (``save_pretrained`` of ``CLIPModel`` and ``CLIPProcessor`` writes all three).
+        (``save_pretrained`` of ``CLIPModel`` and ``CLIPProcessor`` writes all three). Images
+        get exactly what the image processor gives them (``CLIPImageProcessor``: shortest
+        side resized bicubic, centre crop, rescale, normalise), run on each batch
+        (:class:`~skmll.hub._preprocess.ProcessorInput`).
 
         Parameters
         ----------
@@ -357,7 +410,8 @@ class CLIPZeroShot:
         towers = _TransformersTowers(model, AutoTokenizer.from_pretrained(source), device)
         return cls(towers, input_size=model.config.vision_config.image_size,
                    mean=image_config.image_mean, std=image_config.image_std,
-                   templates=templates, batch_size=batch_size, name=f"transformers:{source}")
+                   templates=templates, batch_size=batch_size, name=f"transformers:{source}",
+                   image_input=ProcessorInput(image_config))
 
     def text_weights(self, class_names):
         """The (d, n_classes) unit-norm class embeddings; cached per ``tuple(class_names)``."""
@@ -372,10 +426,15 @@ class CLIPZeroShot:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                pixels = preprocess(images[start:start + self.batch_size],
-                                    input_size=self.input_size, mean=self.mean, std=self.std)
+                pixels = self._pixels(images[start:start + self.batch_size])
                 chunks.append(F.normalize(self.towers.encode_image(pixels).float(), dim=-1).cpu())
         return torch.cat(chunks).numpy().astype(np.float64)
+
+    def _pixels(self, images):
+        if self.image_input is None:
+            return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std)
+        device = getattr(self.towers, "device", "cpu")
+        return map_size_groups(lambda group: self.image_input(group, device), images)
 
     def predict_proba(self, images, class_names):
         """Class probabilities ``(n, len(class_names))`` for a canonical image batch."""
@@ -553,6 +612,12 @@ class ConSE:
         heads, position = np.unique(top, return_inverse=True)
         vectors = self._head_vectors(heads)[position.reshape(top.shape)]  # (n, top_t, d)
         return np.einsum("nt,ntd->nd", weights, vectors)
+
+    def _pixels(self, images):
+        if self.image_input is None:
+            return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std)
+        device = getattr(self.towers, "device", "cpu")
+        return map_size_groups(lambda group: self.image_input(group, device), images)
 
     def predict_proba(self, images, class_names):
         """Class probabilities ``(n, len(class_names))`` for a canonical image batch."""

@@ -49,9 +49,15 @@ def test_checkpoint_expert_matches_the_model(checkpoints, expert, images):
     assert expert.input_size == (160, 160) and expert.channels == 3
     np.testing.assert_allclose(expert.mean, (0.485, 0.456, 0.406))
     np.testing.assert_allclose(expert.std, (0.229, 0.224, 0.225))
-    normalised = (images - np.float32(expert.mean)) / np.float32(expert.std)
+    # timm's evaluation transform on 8-bit PIL images is the reference preprocessing
+    from PIL import Image
+
+    transform = timm.data.create_transform(
+        **timm.data.resolve_model_data_config(checkpoints["model"]), is_training=False)
+    pixels = torch.stack([transform(Image.fromarray(np.rint(image * 255).astype(np.uint8)))
+                          for image in images])
     with torch.no_grad():
-        expected = checkpoints["model"](torch.from_numpy(normalised).permute(0, 3, 1, 2)).numpy()
+        expected = checkpoints["model"](pixels).numpy()
     np.testing.assert_allclose(expert.logits(images), expected, rtol=1e-4, atol=1e-5)
 
 

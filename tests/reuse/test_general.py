@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skmll.hub import TorchExpert, as_image_batch, preprocess
+from skmll.hub import TorchExpert, as_image_batch
 from skmll.reuse._general import (
     CLIPZeroShot,
     ConSE,
@@ -25,6 +25,13 @@ CLASSES = ["cat", "dog", "coffee cup"]
 
 def _random_images(n, size=40, seed=0):
     return np.random.default_rng(seed).random((n, size, size, 3), dtype=np.float32)
+
+
+def _as_pil(images):
+    """The 8-bit PIL images a library's own pipeline would read for float ``images``."""
+    from PIL import Image
+
+    return [Image.fromarray(np.rint(image * 255).astype(np.uint8)) for image in images]
 
 
 def _reference_proba(encode_image, encode_text, logit_scale, pixels):
@@ -91,7 +98,8 @@ def tiny_open_clip(tmp_path_factory):
 
 
 def test_open_clip_checkpoint_gives_the_models_own_probabilities(tiny_open_clip):
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    import open_clip
+    from open_clip.constants import OPENAI_DATASET_MEAN
 
     model, tokenizer, checkpoint = tiny_open_clip
     clip = CLIPZeroShot.from_open_clip("skmll-tiny-clip", checkpoint_path=checkpoint,
@@ -99,8 +107,9 @@ def test_open_clip_checkpoint_gives_the_models_own_probabilities(tiny_open_clip)
     assert clip.input_size == (32, 32) and clip.mean == pytest.approx(OPENAI_DATASET_MEAN)
     images = _random_images(7)
     proba = clip.predict_proba(images, CLASSES)
-    pixels = preprocess(images, input_size=(32, 32), mean=OPENAI_DATASET_MEAN,
-                        std=OPENAI_DATASET_STD)
+    # open_clip's own evaluation transform on the PIL images is the reference preprocessing
+    evaluation = open_clip.create_model_and_transforms("skmll-tiny-clip")[2]
+    pixels = torch.stack([evaluation(image) for image in _as_pil(images)])
     expected = _reference_proba(model.encode_image, lambda p: model.encode_text(tokenizer(p)),
                                 float(model.logit_scale.detach().exp()), pixels)
     assert proba.shape == (7, 3)
@@ -186,7 +195,10 @@ def test_transformers_folder_gives_the_models_own_probabilities(tiny_transformer
         out = model.get_image_features(pixel_values=pixels)
         return out if torch.is_tensor(out) else out.pooler_output
 
-    pixels = preprocess(images, input_size=(32, 32), mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(folder)
+    pixels = processor(images=_as_pil(images), return_tensors="pt")["pixel_values"]
     scale = float(model.logit_scale.detach().exp())
     expected = _reference_proba(encode_image, encode_text, scale, pixels)
     assert proba.shape == (5, 3)
