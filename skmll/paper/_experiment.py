@@ -76,19 +76,25 @@ def label_hub(hub, labels_dir, *, sdag=None, batch_size=64, n_jobs=None, on_erro
 
 
 def load_clip(model_name="ViT-B-32", pretrained="openai", *, checkpoint_path=None,
-              templates=(PAPER_PROMPT,), device="cpu", batch_size=64):
+              quick_gelu=None, templates=(PAPER_PROMPT,), device="cpu", batch_size=64):
     """The baseline and patch: an open_clip CLIP (the paper's ViT-B/32 and prompt by default).
 
     ``pretrained`` is an open_clip tag, downloaded by open_clip; ``checkpoint_path`` a local
-    state dict for ``model_name`` instead (then ``pretrained`` is ignored). ``templates`` are
-    the prompts (``"default"``: the 10-prompt ensemble; see
+    state dict for ``model_name`` instead, holding the weights of the tag ``pretrained`` (the
+    paper's: OpenAI's). ``quick_gelu`` None builds the towers as that tag was trained
+    (QuickGELU for ``"openai"``; pass False for a checkpoint trained with GELU). ``templates``
+    are the prompts (``"default"``: the 10-prompt ensemble; see
     :meth:`skmll.reuse.CLIPZeroShot.from_open_clip`).
     """
-    from ..reuse import CLIPZeroShot
+    from ..reuse import CLIPZeroShot, trained_with_quick_gelu
 
     options = {"templates": templates, "device": device, "batch_size": batch_size}
     if checkpoint_path is not None:
-        return CLIPZeroShot.from_open_clip(model_name, checkpoint_path=checkpoint_path, **options)
+        if quick_gelu is None:
+            quick_gelu = pretrained is not None and trained_with_quick_gelu(model_name,
+                                                                            pretrained)
+        return CLIPZeroShot.from_open_clip(model_name, checkpoint_path=checkpoint_path,
+                                           quick_gelu=quick_gelu, **options)
     try:
         return CLIPZeroShot.from_open_clip(model_name, pretrained, **options)
     except RuntimeError as exc:

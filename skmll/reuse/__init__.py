@@ -2,7 +2,14 @@
 profiles, the patch, general models."""
 
 from ._ensemble import ensemble_scores, entropy_confidence
-from ._general import CLIPZeroShot, ConSE, imagenet_class_names, imagenet_wnids, zero_shot_weights
+from ._general import (
+    CLIPZeroShot,
+    ConSE,
+    imagenet_class_names,
+    imagenet_wnids,
+    trained_with_quick_gelu,
+    zero_shot_weights,
+)
 from ._patch import (
     calibrate_patch,
     check_general_proba,
@@ -19,4 +26,4 @@ __all__ = ["REUSE_RULES", "CLIPZeroShot", "ConSE", "ReuseRule", "calibrate_patch
            "check_general_proba", "ensemble_scores", "entropy_confidence", "fit_patch_calibration",
            "general_model_proba", "imagenet_class_names", "imagenet_wnids", "log_profiles",
            "normalise_rows", "patch_probabilities", "profile_posterior", "routing_scores",
-           "zero_shot_weights"]
+           "trained_with_quick_gelu", "zero_shot_weights"]

@@ -403,3 +403,22 @@ def test_class_names_files_reach_the_loaders_from_the_command_line(world, tmp_pa
     assert "names no class for ['strawberry']" in capsys.readouterr().err
     assert main(_run(world, "--class-names", f"cifar={names}")) == 2
     assert "expected DATASET=FILE with DATASET one of" in capsys.readouterr().err
+
+
+def test_a_local_copy_of_openai_weights_gets_quick_gelu(world):
+    """The paper's CLIP is ViT-B/32 with OpenAI's weights, trained with QuickGELU: a local
+    checkpoint of them is built the same way, and any other checkpoint as its tag says."""
+    import open_clip
+
+    from skmll.reuse import trained_with_quick_gelu
+
+    assert trained_with_quick_gelu("ViT-B-32", "openai")
+    state = open_clip.create_model("ViT-B-32").state_dict()
+    path = world["root"] / "vit-b-32.pt"
+    torch.save(state, path)
+    openai = load_clip("ViT-B-32", checkpoint_path=path, batch_size=2)
+    plain = load_clip("ViT-B-32", pretrained=None, checkpoint_path=path, batch_size=2)
+    images = np.random.default_rng(0).random((2, 40, 30, 3), dtype=np.float32)
+    assert openai.fingerprint != plain.fingerprint    # the same weights, other activations
+    assert not np.allclose(openai.predict_proba(images, ["cat", "dog"]),
+                           plain.predict_proba(images, ["cat", "dog"]))
