@@ -104,10 +104,5 @@ def test_no_import_runs_upward_or_sideways():
 
 @pytest.mark.parametrize("unit", sorted(p.name for p in PACKAGE.iterdir()
                                          if (p / "__init__.py").is_file()))
-def test_no_circle_of_imports(unit, request):
-    if unit == "hub":
-        request.applymarker(pytest.mark.xfail(
-            reason="issue 17's hub part (ModelHub in its own module, adapters declaring their "
-                   "own path keywords and FLOP counting) removes the circle _base -> _hubfile "
-                   "-> _spec -> _torch_expert -> _base; it is being done separately"))
+def test_no_circle_of_imports(unit):
     assert [group for group in circles(import_graph()) if _unit(group[0]) == unit] == []

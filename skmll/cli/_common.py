@@ -58,7 +58,7 @@ non_negative = _number(float, lambda value: value >= 0, "a number >= 0")
 def digest(text):
     """An argparse ``type``: a label directory digest, ``sha256:<64 hex digits>`` (the prefix
     may be left out)."""
-    from ..labelling._digest import DIGEST_PREFIX   # here: 'skmll --help' imports no torch
+    from ..labelling import DIGEST_PREFIX   # here: 'skmll --help' imports no torch
 
     value = text.strip().lower()
     value = value[len(DIGEST_PREFIX):] if value.startswith(DIGEST_PREFIX) else value

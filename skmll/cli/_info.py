@@ -5,7 +5,7 @@ import warnings
 from dataclasses import asdict
 
 from ..labelling import LabelStore, expert_statuses, label_dir_digest, read_sdag_manifest
-from ..labelling._labeldir import HUB_FILE, SDAG_MANIFEST, STORE, open_hub
+from ..labelling import HUB_FILE, SDAG_MANIFEST, STORE_FOLDER, open_hub
 from ._common import (
     add_label_dir_flags,
     as_json,
@@ -51,7 +51,7 @@ def describe(directory, hub_file=None, *, verify=False, trust_code=False):
     sdag = read_sdag_manifest(directory)
     hub = open_hub(directory, hub_file, trust_code=trust_code)
     experts = expert_statuses(directory, sdag, hub, resolve=verify)
-    store = LabelStore(directory / STORE)
+    store = LabelStore(directory / STORE_FOLDER)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # reported below, one row per record
         records = store.verify() if verify else store.scan()
@@ -71,7 +71,7 @@ def describe(directory, hub_file=None, *, verify=False, trust_code=False):
                     "not_ok": [{"key": r.key, "status": r.status, "reason": r.reason}
                                for r in bad_records],
                     "verified": verify},
-        "files": {"manifest": SDAG_MANIFEST, "hub": HUB_FILE, "store": STORE},
+        "files": {"manifest": SDAG_MANIFEST, "hub": HUB_FILE, "store": STORE_FOLDER},
     }
 
 

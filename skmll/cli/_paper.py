@@ -6,8 +6,7 @@ import math
 from pathlib import Path
 
 from ..hub import ModelHub
-from ..labelling import read_sdag_manifest
-from ..labelling._labeldir import HUB_FILE
+from ..labelling import HUB_FILE, read_sdag_manifest
 from ..paper import (
     PAPER_DATASETS,
     PAPER_PROMPT,

@@ -11,16 +11,17 @@ from ._base import (
     BaseExpert,
     Expert,
     ExpertError,
-    ModelHub,
     create_expert,
     expert_fingerprint,
     list_expert_sources,
     n_heads,
     register_expert,
     run_expert,
+    using_expert,
 )
 from ._cost import ExpertCost, count_gflops, measure_cost
 from ._heads import describe_head
+from ._hub import ModelHub
 from ._hf_expert import HFExpert
 from ._images import (
     MixedSizeBatch,
@@ -33,7 +34,7 @@ from ._memo import MemoizedExpert
 from ._keras_expert import KerasExpert, shipped_keras_experts
 from ._onnx_expert import OnnxExpert, shipped_onnx_experts
 from ._sklearn_expert import SklearnExpert
-from ._spec import LazyExpert, using_expert
+from ._spec import LazyExpert
 from ._outputs import probabilities_to_logits
 from ._timm_expert import TimmExpert
 from ._torch_expert import TorchExpert, load_torch_weights

@@ -8,9 +8,9 @@ outputs mean: only their values.
 import contextlib
 import importlib
 import importlib.metadata
+import os
 import pkgutil
 import warnings
-from collections.abc import Sequence
 from functools import partial
 from typing import Protocol, runtime_checkable
 
@@ -156,7 +156,8 @@ def expert_fingerprint(expert):
     return None
 
 
-def _validate_expert(expert, position):
+def validate_expert(expert, position):
+    """Raise unless ``expert`` meets the protocol: a name, ``n_outputs`` >= 1, ``logits``."""
     if not isinstance(getattr(expert, "name", None), str) or not expert.name:
         raise TypeError(f"expert at position {position} needs a non-empty str attribute 'name'")
     if getattr(expert, "loads_on_demand", False) and expert.declared("n_outputs") is None:
@@ -167,125 +168,6 @@ def _validate_expert(expert, position):
                         f"got {n_outputs!r}")
     if not callable(getattr(expert, "logits", None)):
         raise TypeError(f"expert {expert.name!r} needs a method 'logits(images)'")
-
-
-class ModelHub(Sequence):
-    """An ordered collection of experts with unique names.
-
-    Parameters
-    ----------
-    experts : iterable of Expert
-        Objects with ``name``, ``n_outputs`` and ``logits(images)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> class Mean:
-    ...     name, n_outputs = "mean", 2
-    ...     def logits(self, images):
-    ...         m = images.mean(axis=(1, 2, 3))
-    ...         return np.stack([m, 1 - m], axis=1)
-    >>> hub = ModelHub([Mean()])
-    >>> len(hub), hub.names
-    (1, ['mean'])
-    """
-
-    def __init__(self, experts=()):
-        self._experts = []
-        for expert in experts:
-            self.add(expert)
-
-    def add(self, expert):
-        """Append an expert; its name must be new to the hub. Returns the hub."""
-        _validate_expert(expert, len(self._experts))
-        if expert.name in self.names:
-            raise ValueError(f"duplicate expert name {expert.name!r}: names in a hub must be unique")
-        self._experts.append(expert)
-        return self
-
-    def subset(self, names):
-        """A new hub holding the named experts, in the given order."""
-        return ModelHub([self[name] for name in names])
-
-    @property
-    def names(self):
-        return [e.name for e in self._experts]
-
-    def __len__(self):
-        return len(self._experts)
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for expert in self._experts:
-                if expert.name == key:
-                    return expert
-            raise KeyError(f"no expert named {key!r} in the hub; it has {self.names}")
-        return self._experts[key]
-
-    @classmethod
-    def from_toml(cls, path):
-        """A hub of :class:`LazyExpert` read from a hub file; no model is loaded.
-
-        The file holds one ``[[expert]]`` table per expert: ``source`` (``"<prefix>:<spec>"``),
-        optionally ``name``, ``n_outputs``, ``fingerprint`` and ``head_names`` (declared, so they
-        are known without loading), and the adapter's keyword arguments. Relative paths are
-        resolved against the file's folder. See :class:`LazyExpert` for what each key means.
-
-        Raises
-        ------
-        ValueError
-            When the file is not valid TOML, or a table has an unknown key, no source, an
-            unknown or empty source, a bad declaration or a name already taken; the message
-            names the file, the table and the key.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "hub.toml")
-        >>> with open(path, "w") as f:
-        ...     _ = f.write('''
-        ... [[expert]]
-        ... name = "tiny"
-        ... source = "timm:test_resnet"
-        ... num_classes = 4
-        ... n_outputs = 4
-        ... ''')
-        >>> hub = ModelHub.from_toml(path)
-        >>> hub.names, hub["tiny"].n_outputs, hub["tiny"].is_loaded
-        (['tiny'], 4, False)
-        """
-        from ._hubfile import read_hub_file
-
-        return read_hub_file(path)
-
-    def to_toml(self, path, *, declare_missing=False):
-        """Write the hub's specifications to a hub file that :meth:`from_toml` reads back.
-
-        Every expert must be a :class:`LazyExpert` (a live model object has no specification to
-        write). Local paths inside the file's folder are written relative to it, others stay
-        absolute. What each expert declares, or has found out by being loaded (``n_outputs``,
-        ``fingerprint``, ``head_names``), is written, so the file's next reader needs no
-        weights for them.
-
-        Parameters
-        ----------
-        path : str or path-like
-        declare_missing : bool, default=False
-            Load each expert whose ``n_outputs`` or ``fingerprint`` is not known yet (one at a
-            time, released after) so that the file declares them.
-
-        Raises
-        ------
-        TypeError
-            When an expert is not a :class:`LazyExpert`, or an argument cannot be written as
-            TOML (e.g. a Python callable).
-        """
-        from ._hubfile import write_hub_file
-
-        write_hub_file(self, path, declare_missing=declare_missing)
-
-    def __repr__(self):
-        return f"ModelHub({self.names})"
 
 
 class BaseExpert:
@@ -300,6 +182,23 @@ class BaseExpert:
 
     layout = "NCHW"
     head_names = None   # what each output means, where the model or the user says (explain only)
+
+    # What a hub file must know of an adapter's source without building it (read by
+    # LazyExpert; an adapter that does not subclass BaseExpert may declare the same): the
+    # keyword arguments that name local files, resolved against the hub file's folder...
+    path_keywords = ()
+
+    @classmethod
+    def source_is_local_path(cls, spec, base):
+        """Whether ``spec`` (the source after ``"<prefix>:"``) names a local file or folder,
+        resolved against the folder ``base``."""
+        return False
+
+    @classmethod
+    def source_imports_code(cls, spec):
+        """Whether building from ``spec`` imports and runs code it names (only with consent
+        when a hub file came with a label directory)."""
+        return False
 
     def __init__(self, name, *, input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                  channels=3, scale=1.0, batch_size=64, device="cpu", precision="fp32"):
@@ -382,6 +281,36 @@ class BaseExpert:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, n_outputs={self.n_outputs})"
+
+
+@contextlib.contextmanager
+def using_expert(expert):
+    """Run ``expert`` within the block; a :class:`~skmll.hub.LazyExpert` built in it is released
+    after.
+
+    One that was built before the block stays built. Other experts are left as they are.
+    Labelling runs each expert's node shards in such a block, so a worker holds one lazily
+    built model at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmll.hub import LazyExpert
+    >>> expert = LazyExpert("timm:test_resnet", num_classes=2, n_outputs=2)
+    >>> with using_expert(expert):
+    ...     _ = expert.logits(np.zeros((1, 32, 32, 3), dtype=np.float32))
+    ...     expert.is_loaded
+    True
+    >>> expert.is_loaded
+    False
+    """
+    borrowed = getattr(expert, "_borrowed", None)   # an expert that loads on demand
+    if borrowed is None:
+        yield expert
+        return
+    with borrowed():
+        yield expert
+
 
 
 def move_experts(experts, device):
@@ -534,8 +463,9 @@ def _qualified(cls):
 
 
 def _discover_adapters():
-    from . import __path__ as hub_path
-    for module in pkgutil.iter_modules(hub_path):
+    # the adapter modules beside this one, found by file name (importing the package itself
+    # from here would make every module of it depend on every other)
+    for module in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if module.name.endswith("_expert"):
             importlib.import_module(f"{__package__}.{module.name}")
 

@@ -17,25 +17,15 @@ from numbers import Real
 
 import torch
 
-from ._base import run_expert
+from ._base import run_expert, using_expert
 from ._images import as_image_batch
-from ._keras_expert import KerasExpert
 from ._memo import MemoizedExpert
-from ._onnx_expert import OnnxExpert
-from ._spec import LazyExpert, using_expert
-from ._torch_expert import TorchExpert
 
 # Images an expert's FLOPs are counted on (per-image FLOPs do not depend on how many).
 FLOP_COUNT_IMAGES = 2
 
 # ONNX operations that carry arithmetic the graph count below has no formula for: a graph that
 # holds one has no count (None), rather than one that leaves that arithmetic out.
-_UNCOUNTED_ONNX_OPS = {
-    "Einsum", "LSTM", "GRU", "RNN", "If", "Loop", "Scan", "ConvInteger", "MatMulInteger",
-    "QLinearConv", "QLinearMatMul", "DeformConv", "Attention", "MultiHeadAttention",
-}
-
-
 @dataclass(frozen=True)
 class ExpertCost:
     """What one forward pass of an expert costs per image.
@@ -113,9 +103,11 @@ def count_gflops(expert, images):
     The forward runs at the expert's own preprocessing (its input size), on up to
     ``FLOP_COUNT_IMAGES`` of ``images``; the preprocessing itself is not counted.
 
+    Each adapter counts itself, through its method ``_count_gflops(images)``:
+
     - :class:`TorchExpert` and the adapters built on it (:class:`TimmExpert`,
       :class:`HFExpert`) and :class:`KerasExpert` (on the torch backend) run their forward
-      under :class:`torch.utils.flop_counter.FlopCounterMode`.
+      under :class:`torch.utils.flop_counter.FlopCounterMode` (:func:`forward_gflops`).
     - :class:`OnnxExpert` is counted from its graph without running it: Conv, ConvTranspose,
       Gemm and MatMul nodes, with shapes from ONNX shape inference at the expert's input size;
       a graph that holds operations without a formula (recurrent layers, Einsum, quantised or
@@ -152,13 +144,12 @@ def count_gflops(expert, images):
     1536.0
     """
     expert = _inner(expert)
-    if isinstance(expert, LazyExpert):
+    if getattr(expert, "loads_on_demand", False):   # a specification: count the built model
         with using_expert(expert):
             return count_gflops(expert.load(), images)
-    if isinstance(expert, OnnxExpert):
-        return onnx_gflops(expert)
-    if isinstance(expert, (TorchExpert, KerasExpert)):
-        return _counted_forward(expert, images)
+    count = getattr(expert, "_count_gflops", None)
+    if callable(count):
+        return count(images)
     declared = getattr(expert, "gflops_per_image", None)
     if declared is None:
         return None
@@ -166,7 +157,10 @@ def count_gflops(expert, images):
     return float(declared)
 
 
-def _counted_forward(expert, images):
+def forward_gflops(expert, images):
+    """Billions of FLOPs per image of ``expert.logits`` on up to ``FLOP_COUNT_IMAGES`` of
+    ``images``, counted by :class:`torch.utils.flop_counter.FlopCounterMode`, less what the
+    expert's ``_preprocess`` counts: how torch-based adapters count themselves."""
     from torch.utils.flop_counter import FlopCounterMode
 
     batch = as_image_batch(images)[:FLOP_COUNT_IMAGES]
@@ -193,83 +187,6 @@ def _mha_fastpath_off():
         yield
     finally:
         torch.backends.mha.set_fastpath_enabled(enabled)
-
-
-def onnx_gflops(expert):
-    """Billions of FLOPs per image of an :class:`OnnxExpert`'s graph at its input size.
-
-    Conv and ConvTranspose count ``2 * output (input) elements * weight elements per output
-    (input) channel``, Gemm and MatMul ``2 * M * N * K`` (batched MatMul: times the batch), as
-    :class:`torch.utils.flop_counter.FlopCounterMode` counts the same operations; biases and
-    element-wise operations are not counted.
-
-    Parameters
-    ----------
-    expert : OnnxExpert
-
-    Returns
-    -------
-    float or None
-        None when the graph holds an operation without a formula (see :func:`count_gflops`)
-        or a counted node's shapes cannot be inferred.
-    """
-    import onnx
-
-    model = onnx.load_from_string(expert._model_bytes)
-    graph_input = _image_input(model)
-    batch = expert._static_batch or 1
-    h, w = expert.input_size
-    dims = [batch, expert.channels, h, w] if expert.layout == "NCHW" else \
-        [batch, h, w, expert.channels]
-    for dim, value in zip(graph_input.type.tensor_type.shape.dim, dims):
-        dim.dim_value = value
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = _known_shapes(inferred.graph)
-    functions = {f.name for f in model.functions}
-    total = 0
-    for node in inferred.graph.node:
-        if node.op_type in _UNCOUNTED_ONNX_OPS or node.op_type in functions \
-                or node.domain not in ("", "ai.onnx"):
-            return None
-        flops = _node_flops(node, shapes)
-        if flops is None:
-            return None
-        total += flops
-    return total / batch / 1e9
-
-
-def _image_input(model):
-    initialisers = {init.name for init in model.graph.initializer}
-    return next(i for i in model.graph.input if i.name not in initialisers)
-
-
-def _known_shapes(graph):
-    """Name -> shape (tuple of int) for every value whose dimensions are all known."""
-    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value")
-                                                              for d in dims):
-            shapes.setdefault(value.name, tuple(d.dim_value for d in dims))
-    return shapes
-
-
-def _node_flops(node, shapes):
-    """FLOPs of one node (0 for operations not counted); None when a needed shape is unknown."""
-    if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
-        return 0
-    if any(name not in shapes for name in (*node.input[:2], node.output[0])):
-        return None
-    first, weight, out = shapes[node.input[0]], shapes[node.input[1]], shapes[node.output[0]]
-    if node.op_type == "Conv":   # each output element: one multiply-add per weight it reads
-        return 2 * math.prod(out) * math.prod(weight[1:])
-    if node.op_type == "ConvTranspose":   # each input element is spread over its outputs
-        return 2 * math.prod(first) * math.prod(weight[1:])
-    if node.op_type == "Gemm":
-        trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-        inner = first[0] if trans_a else first[1]
-        return 2 * math.prod(out) * inner
-    return 2 * math.prod(out) * first[-1]   # MatMul: each output element sums over K
 
 
 def measure_cost(expert, images, *, repeats=5):

@@ -106,10 +106,20 @@ class HFExpert(TorchExpert):
         self.image_input = image_input
         self.model_id_or_path = source
 
+    path_keywords = ()
+
     @classmethod
     def from_source(cls, spec, **kwargs):
         """``create_expert("hf:google/vit-base-patch16-224")`` or ``"hf:/path/to/folder"``."""
         return cls(spec, **kwargs)
+
+    @classmethod
+    def source_is_local_path(cls, spec, base):
+        return (base / Path(spec).expanduser()).exists()   # as transformers: a folder first
+
+    @classmethod
+    def source_imports_code(cls, spec):
+        return False   # remote code is never trusted (no trust_remote_code)
 
 
 def _default_name(source):

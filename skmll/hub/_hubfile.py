@@ -37,8 +37,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from ..utils import atomic_write_bytes
-from ._base import ModelHub
-from ._spec import LazyExpert, using_expert
+from ._base import using_expert
+from ._spec import LazyExpert
 
 _TABLES = "expert"
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -47,7 +47,8 @@ _INLINE_ITEMS = 8
 
 
 def read_hub_file(path, *, trust_code=True):
-    """The hub a hub file describes, as :class:`LazyExpert` objects (nothing is loaded).
+    """The experts a hub file describes, as :class:`LazyExpert` objects in its order (nothing
+    is loaded); their names are unique.
 
     Parameters
     ----------
@@ -69,17 +70,21 @@ def read_hub_file(path, *, trust_code=True):
     tables = document.get(_TABLES, [])
     if not isinstance(tables, list):
         raise ValueError(f"{path}: 'expert' must be an array of tables, written [[expert]]")
-    hub = ModelHub()
+    experts = {}
     folder = path.resolve().parent
     untrusted_file = None if trust_code else path
     for number, table in enumerate(tables, start=1):
         name = table.get("name")
         where = f"{path}, [[expert]] table {number}" + (f" ({name!r})" if name else "")
         try:
-            hub.add(_expert_from_table(table, folder, untrusted_file=untrusted_file))
+            expert = _expert_from_table(table, folder, untrusted_file=untrusted_file)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: {exc}") from exc
-    return hub
+        if expert.name in experts:
+            raise ValueError(f"{where}: duplicate expert name {expert.name!r}: names in a hub "
+                             "must be unique")
+        experts[expert.name] = expert
+    return list(experts.values())
 
 
 def _expert_from_table(table, folder, *, untrusted_file):

@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from ._base import BaseExpert, register_expert
+from ._cost import forward_gflops
 from ._heads import check_head_names
 from ._outputs import (
     ModelFileMixin,
@@ -106,6 +107,9 @@ class KerasExpert(ModelFileMixin, BaseExpert):
 
     layout = "NHWC"
     _runtime = "model"
+
+    def _count_gflops(self, images):
+        return forward_gflops(self, images)
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
                  scale=1.0, output="auto", batch_size=64, device="cpu", precision="fp32",

@@ -1,5 +1,6 @@
 """ONNX image classifiers as experts, run with onnxruntime."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,9 @@ class OnnxExpert(ModelFileMixin, BaseExpert):
     """
 
     _runtime = "_session"   # an onnxruntime session does not pickle
+
+    def _count_gflops(self, images):
+        return onnx_gflops(self)   # from the graph: the expert is not run
 
     def __init__(self, path, *, name=None, input_size=None, mean=0.0, std=1.0, channels=None,
                  scale=1.0, layout=None, channel_order="RGB", output="auto", batch_size=64,
@@ -263,3 +267,88 @@ def shipped_onnx_experts():
     return [OnnxExpert(path, name=name, **preprocessing)
             for package, relative_path, name, preprocessing in _SHIPPED_MODELS
             if (path := shipped_model_file(package, relative_path)) is not None]
+
+
+# --- FLOPs counted from the graph ---------------------------------------------------------------
+
+_UNCOUNTED_ONNX_OPS = {
+    "Einsum", "LSTM", "GRU", "RNN", "If", "Loop", "Scan", "ConvInteger", "MatMulInteger",
+    "QLinearConv", "QLinearMatMul", "DeformConv", "Attention", "MultiHeadAttention",
+}
+
+
+def onnx_gflops(expert):
+    """Billions of FLOPs per image of an :class:`OnnxExpert`'s graph at its input size.
+
+    Conv and ConvTranspose count ``2 * output (input) elements * weight elements per output
+    (input) channel``, Gemm and MatMul ``2 * M * N * K`` (batched MatMul: times the batch), as
+    :class:`torch.utils.flop_counter.FlopCounterMode` counts the same operations; biases and
+    element-wise operations are not counted.
+
+    Parameters
+    ----------
+    expert : OnnxExpert
+
+    Returns
+    -------
+    float or None
+        None when the graph holds an operation without a formula (see :func:`~skmll.hub.count_gflops`)
+        or a counted node's shapes cannot be inferred.
+    """
+    import onnx
+
+    model = onnx.load_from_string(expert._model_bytes)
+    graph_input = _image_input(model)
+    batch = expert._static_batch or 1
+    h, w = expert.input_size
+    dims = [batch, expert.channels, h, w] if expert.layout == "NCHW" else \
+        [batch, h, w, expert.channels]
+    for dim, value in zip(graph_input.type.tensor_type.shape.dim, dims):
+        dim.dim_value = value
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = _known_shapes(inferred.graph)
+    functions = {f.name for f in model.functions}
+    total = 0
+    for node in inferred.graph.node:
+        if node.op_type in _UNCOUNTED_ONNX_OPS or node.op_type in functions \
+                or node.domain not in ("", "ai.onnx"):
+            return None
+        flops = _node_flops(node, shapes)
+        if flops is None:
+            return None
+        total += flops
+    return total / batch / 1e9
+
+
+def _image_input(model):
+    initialisers = {init.name for init in model.graph.initializer}
+    return next(i for i in model.graph.input if i.name not in initialisers)
+
+
+def _known_shapes(graph):
+    """Name -> shape (tuple of int) for every value whose dimensions are all known."""
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value")
+                                                              for d in dims):
+            shapes.setdefault(value.name, tuple(d.dim_value for d in dims))
+    return shapes
+
+
+def _node_flops(node, shapes):
+    """FLOPs of one node (0 for operations not counted); None when a needed shape is unknown."""
+    if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+        return 0
+    if any(name not in shapes for name in (*node.input[:2], node.output[0])):
+        return None
+    first, weight, out = shapes[node.input[0]], shapes[node.input[1]], shapes[node.output[0]]
+    if node.op_type == "Conv":   # each output element: one multiply-add per weight it reads
+        return 2 * math.prod(out) * math.prod(weight[1:])
+    if node.op_type == "ConvTranspose":   # each input element is spread over its outputs
+        return 2 * math.prod(first) * math.prod(weight[1:])
+    if node.op_type == "Gemm":
+        trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+        inner = first[0] if trans_a else first[1]
+        return 2 * math.prod(out) * inner
+    return 2 * math.prod(out) * first[-1]   # MatMul: each output element sums over K

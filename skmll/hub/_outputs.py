@@ -74,6 +74,10 @@ class ModelFileMixin:
     def from_source(cls, spec, **kwargs):
         return cls(spec, **kwargs)
 
+    @classmethod
+    def source_is_local_path(cls, spec, base):
+        return True   # the source is the model file
+
     def _rebuild(self):
         raise NotImplementedError
 

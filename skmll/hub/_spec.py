@@ -17,17 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import ExpertError, check_device, create_expert, find_adapter, split_source
+from ._base import (
+    ExpertError,
+    check_device,
+    create_expert,
+    find_adapter,
+    split_source,
+)
 from ._heads import check_head_names
-from ._torch_expert import is_factory_reference
 
 # What a specification may declare so it is known without loading (never passed to adapters).
 DECLARATIONS = ("n_outputs", "fingerprint", "head_names")
 _RESERVED = {"name", "base_dir", *DECLARATIONS}
 
-# Keyword arguments of the built-in sources that name local files; whether a source's id is a
-# local path is decided by _id_is_local_path.
-_PATH_KEYWORDS = {"torch": ("weights",), "timm": ("checkpoint_path",)}
 # sys.path is shared by every thread: one build at a time extends it with a hub file's folder.
 _IMPORT_PATH_LOCK = threading.Lock()
 
@@ -121,10 +123,11 @@ class LazyExpert:
         _check_keywords(prefix, kwargs)
         base = Path.cwd() if base_dir is None else Path(base_dir)
         self._paths = set()   # "source" and the keyword arguments that hold local paths
-        if _id_is_local_path(prefix, model_id, base):
+        adapter = find_adapter(prefix)
+        if _declared(adapter, "source_is_local_path", model_id, base):
             model_id = _absolute(model_id, base)
             self._paths.add("source")
-        for key in _PATH_KEYWORDS.get(prefix, ()):
+        for key in getattr(adapter, "path_keywords", ()):
             if kwargs.get(key) is not None:
                 kwargs[key] = _absolute(kwargs[key], base)
                 self._paths.add(key)
@@ -171,7 +174,7 @@ class LazyExpert:
     def imports_code(self):
         """Whether building the model imports and runs code its specification names."""
         prefix, _, model_id = self.source.partition(":")
-        return prefix == "torch" and is_factory_reference(model_id)
+        return _declared(find_adapter(prefix), "source_imports_code", model_id)
 
     def local_paths(self):
         """``{argument: absolute path}`` of the local files it names ("source" for its id)."""
@@ -394,32 +397,6 @@ class LazyExpert:
 
 
 @contextlib.contextmanager
-def using_expert(expert):
-    """Run ``expert`` within the block; a :class:`LazyExpert` built in it is released after.
-
-    One that was built before the block stays built. Other experts are left as they are.
-    Labelling runs each expert's node shards in such a block, so a worker holds one lazily
-    built model at a time.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> expert = LazyExpert("timm:test_resnet", num_classes=2, n_outputs=2)
-    >>> with using_expert(expert):
-    ...     _ = expert.logits(np.zeros((1, 32, 32, 3), dtype=np.float32))
-    ...     expert.is_loaded
-    True
-    >>> expert.is_loaded
-    False
-    """
-    if isinstance(expert, LazyExpert):
-        with expert._borrowed():
-            yield expert
-    else:
-        yield expert
-
-
-@contextlib.contextmanager
 def _importable_from(folder):
     """Within the block, modules that are not installed are also looked for in ``folder``
     (None: nowhere else); no bytecode is written there, so reading a folder never changes it."""
@@ -491,14 +468,11 @@ def _check_keywords(prefix, kwargs):
                         f"{sorted(_RESERVED - {'base_dir'})})")
 
 
-def _id_is_local_path(prefix, model_id, base):
-    if prefix in ("onnx", "keras"):
-        return True
-    if prefix == "torch":
-        return not is_factory_reference(model_id)
-    if prefix == "hf":   # as transformers does: a local folder before a Hub id
-        return (base / Path(model_id).expanduser()).exists()
-    return False
+def _declared(adapter, question, *args):
+    """An adapter's answer to a hub file's question about its source (False when it has no
+    answer: an adapter from another package that declares nothing)."""
+    answer = getattr(adapter, question, None)
+    return bool(answer(*args)) if callable(answer) else False
 
 
 def _absolute(path, base):

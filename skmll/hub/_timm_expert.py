@@ -90,10 +90,20 @@ class TimmExpert(TorchExpert):
                 timm.data.create_transform(**config, is_training=False))
         self.model_name = model_name
 
+    path_keywords = ("checkpoint_path",)
+
     @classmethod
     def from_source(cls, spec, **kwargs):
         """``create_expert("timm:resnet18", checkpoint_path=..., num_classes=...)``."""
         return cls(spec, **kwargs)
+
+    @classmethod
+    def source_is_local_path(cls, spec, base):
+        return False   # an architecture name timm knows
+
+    @classmethod
+    def source_imports_code(cls, spec):
+        return False
 
 
 def _load_checkpoint(model, path, *, resize_classifier):

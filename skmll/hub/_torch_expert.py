@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import torch
 
 from ._base import BaseExpert, ExpertError, hash_state_dict, register_expert
+from ._cost import forward_gflops
 from ._images import preprocess
 from ._heads import check_head_names
 
@@ -70,6 +71,9 @@ class TorchExpert(BaseExpert):
     """
 
     image_input = None
+
+    def _count_gflops(self, images):
+        return forward_gflops(self, images)
 
     def __init__(self, module, *, name, input_size, mean=0.0, std=1.0, channels=3, scale=1.0,
                  n_outputs=None, batch_size=64, device="cpu", precision="fp32", head_names=None):
@@ -146,6 +150,16 @@ class TorchExpert(BaseExpert):
         if self.image_input is not None:
             hasher.update(self.image_input.describe().encode())
         hash_state_dict(self.module.state_dict(), hasher)
+
+    path_keywords = ("weights",)
+
+    @classmethod
+    def source_is_local_path(cls, spec, base):
+        return not is_factory_reference(spec)   # a weights file, or a callable to import
+
+    @classmethod
+    def source_imports_code(cls, spec):
+        return is_factory_reference(spec)
 
     @classmethod
     def from_source(cls, spec, *, module_factory=None, weights=None, factory_kwargs=None,

@@ -6,9 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from ._store import STORE_FOLDER
+
 DIGEST_PREFIX = "sha256:"
 # Empty files whose presence says which experts were ever locked, not what the labels are.
-_LOCKS = ("labels", ".locks")
+_LOCKS = (STORE_FOLDER, ".locks")
 _CHUNK = 2**20
 
 

@@ -39,11 +39,10 @@ from ..semantic_graph import SemanticDAG
 from ..utils import atomic_write_bytes
 from ._labeler import ModelLabeler
 from ._references import save_reference_images
-from ._store import LabelStore
+from ._store import STORE_FOLDER, LabelStore
 
 SDAG_MANIFEST = "sdag.json"
 HUB_FILE = "hub.toml"
-STORE = "labels"   # LabelStore.from_cache_dir(DIR) opens DIR/labels
 MODELS = "models"
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -164,7 +163,7 @@ def save_label_dir(labeler, directory, *, bundle=False):
         raise TypeError(f"expert(s) {not_specs} are model objects, not specifications: a label "
                         "directory holds a hub file, so build the hub from one "
                         "(ModelHub.from_toml) or of LazyExpert objects")
-    store = LabelStore(directory / STORE)
+    store = LabelStore(directory / STORE_FOLDER)
     with_images = [sdag.node_ids[n] for n in np.flatnonzero(sdag.n_images > 0)]
     for expert in hub:
         key = expert_fingerprint(expert)
@@ -342,7 +341,7 @@ def open_hub(directory, hub=None, *, trust_code=False):
     path = Path(directory) / HUB_FILE if hub is None else Path(hub)
     if not path.is_file():
         raise FileNotFoundError(f"hub file {str(path)!r} does not exist")
-    return read_hub_file(path, trust_code=trust_code or hub is not None)
+    return ModelHub(read_hub_file(path, trust_code=trust_code or hub is not None))
 
 
 def expert_statuses(directory, sdag, hub, *, resolve=False):
@@ -363,7 +362,7 @@ def expert_statuses(directory, sdag, hub, *, resolve=False):
     list of ExpertRecordStatus
         In hub order.
     """
-    store = LabelStore(Path(directory) / STORE)
+    store = LabelStore(Path(directory) / STORE_FOLDER)
     sizes = {info.key: info.size for info in store.scan()}
     needed = {sdag.node_data_hash(sdag.node_ids[n]): sdag.node_ids[n]
               for n in np.flatnonzero(sdag.n_images > 0)}

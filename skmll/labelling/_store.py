@@ -25,10 +25,12 @@ from ..utils import (
     resolve_cache_dir,
     save_record,
 )
-from ..utils._store import STALE_TEMP_SECONDS, check_pointer, record_files, stale_files
+from ..utils._records import STALE_TEMP_SECONDS, check_pointer, record_files, stale_files
 
 logger = logging.getLogger(__name__)
 
+# The store's folder inside a cache or label directory (DIR/labels).
+STORE_FOLDER = "labels"
 LAYOUT_FILE = "skmll-labels.json"
 LAYOUT_VERSION = 1
 STATISTICS = ("logit_sums", "probability_sums", "counts")
@@ -199,7 +201,7 @@ class LabelStore:
         LabelStore or None
         """
         folder = resolve_cache_dir(cache_dir)
-        return None if folder is None else cls(folder / "labels", **kwargs)
+        return None if folder is None else cls(folder / STORE_FOLDER, **kwargs)
 
     def __repr__(self):
         return f"LabelStore({str(self.root)!r})"

@@ -30,7 +30,7 @@ from scipy.special import softmax
 from ..hub import MixedSizeBatch, map_size_groups, preprocess, run_expert
 from ..hub._base import hash_state_dict, n_heads
 from ..hub._preprocess import ProcessorInput, TransformInput
-from ..selection._text import default_text_encoder, embed_texts
+from ..selection import default_text_encoder, embed_texts
 from ..utils import check_template, fill_template, hash_json, new_hasher
 
 _OPEN_CLIP_SCHEMAS = ("hf-hub:", "local-dir:")

@@ -2,7 +2,7 @@
 
 from ._hashing import hash_array, hash_file, hash_json, new_hasher
 from ._progress import progress
-from ._store import (
+from ._records import (
     CacheWriteWarning,
     CorruptRecordWarning,
     ForeignRecordError,

@@ -22,7 +22,7 @@ from PIL import Image
 
 from skmll.cli import main
 from skmll.labelling import label_dir_digest, load_label_dir
-from skmll.utils._store import STALE_TEMP_SECONDS
+from skmll.utils._records import STALE_TEMP_SECONDS
 
 from ..utils._crafted import declared_only_member, replace_payload, zip_bytes
 

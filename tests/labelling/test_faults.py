@@ -28,7 +28,7 @@ from skmll import ModelHub, ModelLabeler, TorchExpert
 from skmll.hub import expert_fingerprint
 from skmll.labelling import LabellingError
 from skmll.utils import CorruptRecordWarning, save_record
-from skmll.utils._store import STALE_TEMP_SECONDS
+from skmll.utils._records import STALE_TEMP_SECONDS
 
 from ..conftest import CountingExpert
 

@@ -33,7 +33,7 @@ from skmll.labelling import _store as label_store_module
 from skmll.selection._text import embed_texts
 from skmll.utils import (CacheWriteWarning, CorruptRecordWarning, hash_json, load_record,
                          save_record)
-from skmll.utils._store import STALE_TEMP_SECONDS
+from skmll.utils._records import STALE_TEMP_SECONDS
 
 from ..conftest import CountingExpert
 

@@ -76,7 +76,7 @@ def declared_only_member(name, shape, dtype=np.float64):
 
 def replace_payload(folder, key, payload, **meta_changes):
     """Point the record ``key`` in ``folder`` at ``payload``, every checksum recomputed."""
-    from skmll.utils._store import _checksum
+    from skmll.utils._records import _checksum
 
     folder = Path(folder)
     record = json.loads((folder / f"{key}.json").read_text())

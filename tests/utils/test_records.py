@@ -20,7 +20,7 @@ import pytest
 import skmll
 from skmll.utils import (CorruptRecordWarning, atomic_write_bytes, hash_array, hash_json,
                          load_record, resolve_cache_dir, save_record)
-from skmll.utils._store import STALE_TEMP_SECONDS
+from skmll.utils._records import STALE_TEMP_SECONDS
 
 
 def test_round_trip(tmp_path):
@@ -253,7 +253,7 @@ def test_a_huge_declared_array_is_refused_before_allocation(tmp_path, shape):
 
 
 def test_a_payload_over_the_cap_is_refused_unread(tmp_path, monkeypatch):
-    from skmll.utils import _store as store_module
+    from skmll.utils import _records as store_module
 
     save_record(tmp_path, "key", {"x": np.zeros(1000)}, {})
     monkeypatch.setattr(store_module, "MAX_PAYLOAD_BYTES", 4000)
