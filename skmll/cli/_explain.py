@@ -2,14 +2,8 @@
 
 import argparse
 
-from ._common import (
-    add_device_flag,
-    add_label_dir_flags,
-    add_selection_flags,
-    printable,
-)
-from ._fitting import fitted_classifier
-from ._general import add_general_model_flags
+from ._common import printable
+from ._fitting import add_classifier_flags, fitted_classifier
 from ._reasons import SERVE_HINT, uncovered_reasons
 
 # the line MLLZeroShotClassifier.explain() writes under a dropped class, in Python's terms
@@ -33,10 +27,7 @@ def register_subcommand(subparsers, parents):
         description="Explain the selection for a task: nodes, experts, heads, coverage.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")
-    add_label_dir_flags(parser)
-    add_selection_flags(parser)
-    add_general_model_flags(parser)
-    add_device_flag(parser, "the selected experts and the general model would")
+    add_classifier_flags(parser, "the selected experts and the general model would")
     parser.set_defaults(run=run)
 
 

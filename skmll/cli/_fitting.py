@@ -3,9 +3,24 @@ the general model that the flags name, fitted, with what it cannot serve said in
 
 import sys
 
-from ._common import UsageError, open_label_dir
-from ._general import build_general_model, patch_calibration_kwargs
+from ._common import (
+    UsageError,
+    add_device_flag,
+    add_label_dir_flags,
+    add_selection_flags,
+    open_label_dir,
+)
+from ._general import add_general_model_flags, build_general_model, patch_calibration_kwargs
 from ._reasons import SERVE_HINT, UncoveredError, uncovered_message, uncovered_reasons
+
+
+def add_classifier_flags(parser, device_use):
+    """The flags of the classifier a subcommand serves from: the label directory, the
+    selection, the general model and the device (``device_use``: what runs there)."""
+    add_label_dir_flags(parser)
+    add_selection_flags(parser)
+    add_general_model_flags(parser)
+    add_device_flag(parser, device_use)
 
 
 def fitted_classifier(args, classes, *, on_uncovered):

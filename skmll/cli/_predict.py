@@ -10,18 +10,8 @@ import numpy as np
 from ..hub import set_max_image_pixels
 from ..hub._images import as_image_batch, is_image_path
 from ..utils import progress
-from ._common import (
-    UsageError,
-    add_device_flag,
-    add_label_dir_flags,
-    add_selection_flags,
-    as_csv,
-    as_json,
-    positive_int,
-    write_output,
-)
-from ._fitting import fitted_classifier
-from ._general import add_general_model_flags
+from ._common import UsageError, as_csv, as_json, positive_int, write_output
+from ._fitting import add_classifier_flags, fitted_classifier
 
 EXAMPLES = """\
 examples:
@@ -47,12 +37,9 @@ def register_subcommand(subparsers, parents):
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", metavar="IMAGE", nargs="+",
                         help="image files, or folders of image files")
-    add_label_dir_flags(parser)
     parser.add_argument("--classes", metavar="CLASS", nargs="+", required=True,
                         action="extend", help="class names")
-    add_selection_flags(parser)
-    add_general_model_flags(parser)
-    add_device_flag(parser, "the selected experts and the general model")
+    add_classifier_flags(parser, "the selected experts and the general model")
     parser.add_argument("--on-uncovered", choices=["raise", "drop"], default="raise",
                         help="classes neither an expert nor the general model serves: fail "
                              "with exit code 1 (raise) or leave them out (drop)")

@@ -2,15 +2,8 @@
 
 import argparse
 
-from ._common import (
-    add_device_flag,
-    add_label_dir_flags,
-    add_selection_flags,
-    as_json,
-    as_table,
-)
-from ._fitting import fitted_classifier
-from ._general import add_general_model_flags
+from ._common import as_json, as_table
+from ._fitting import add_classifier_flags, fitted_classifier
 from ._reasons import SERVE_HINT, uncovered_reasons
 
 EXAMPLES = """\
@@ -30,10 +23,7 @@ def register_subcommand(subparsers, parents):
                     "them, from the label directory alone.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classes", metavar="CLASS", nargs="+", help="class names")
-    add_label_dir_flags(parser)
-    add_selection_flags(parser)
-    add_general_model_flags(parser)
-    add_device_flag(parser, "the selected experts and the general model would")
+    add_classifier_flags(parser, "the selected experts and the general model would")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
 

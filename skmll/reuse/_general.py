@@ -613,12 +613,6 @@ class ConSE:
         vectors = self._head_vectors(heads)[position.reshape(top.shape)]  # (n, top_t, d)
         return np.einsum("nt,ntd->nd", weights, vectors)
 
-    def _pixels(self, images):
-        if self.image_input is None:
-            return preprocess(images, input_size=self.input_size, mean=self.mean, std=self.std)
-        device = getattr(self.towers, "device", "cpu")
-        return map_size_groups(lambda group: self.image_input(group, device), images)
-
     def predict_proba(self, images, class_names):
         """Class probabilities ``(n, len(class_names))`` for a canonical image batch."""
         classes = self.class_embeddings(class_names)
