@@ -254,12 +254,15 @@ def write_expert_files(spec, expert, work):
         {"spec_class": type(spec).__name__, "spec": dict(vars(spec))}))
 
 
-def learnware_zip(lw, spec, expert, world, args, cache, folder):
-    """Write ``spec``'s expert as a learnware zip with the RKME of its own training images."""
+def learnware_zip(lw, spec, expert, world, args, cache, folder, *, networks=None, n_images=None):
+    """Write ``spec``'s expert as a learnware zip with the RKME of its own training images (a
+    seeded draw of ``n_images`` of them if given), its networks ``networks`` if given."""
     work = folder / spec.name
     work.mkdir()
     own, _ = _training_data(spec, world)
-    _, spec_path = rkme(lw, own, args, cache, seed=0)
+    if n_images is not None:
+        own = own[np.sort(np.random.default_rng(0).permutation(len(own))[:n_images])]
+    _, spec_path = rkme(lw, own, args, cache, seed=0, networks=networks)
     (work / "stat_spec.json").write_bytes(spec_path.read_bytes())
     write_expert_files(spec, expert, work)
     (work / "__init__.py").write_text(MODEL_SOURCE)
@@ -300,27 +303,29 @@ def semantic_spec(spec=None):
     return semantic
 
 
-def build_market(lw, bench, args, cache):
-    """A fresh local easy market holding every trained expert of the hub.
+def build_market(lw, bench, args, cache, *, networks=None, n_images=None):
+    """A fresh local easy market holding every trained expert of the hub (RKMEs as
+    :func:`learnware_zip` builds them with ``networks`` and ``n_images``).
 
     Returns the market, hub name -> learnware id, the specs, and the pretrained experts left
     out (they have no mapping to the world's classes).
     """
     specs = {spec.name: spec for spec in WORLD_EXPERTS + MARKET_EXPERTS}
-    market = lw.market(market_id=f"skmll-{len(bench.hub)}", name="easy", rebuild=True)
+    market = lw.market(market_id=hash_json(["skmll", len(bench.hub), networks, n_images]),
+                       name="easy", rebuild=True)
     added, left_out = {}, [name for name in bench.hub.names if name not in specs]
     with tempfile.TemporaryDirectory() as folder:
         for name in (name for name in bench.hub.names if name in specs):
             begin = time.perf_counter()
             expert = bench.hub[name].expert  # the hub memoizes outputs around the expert itself
-            path, n_images = learnware_zip(lw, specs[name], expert, bench.world, args, cache,
-                                           Path(folder))
+            path, n_used = learnware_zip(lw, specs[name], expert, bench.world, args, cache,
+                                         Path(folder), networks=networks, n_images=n_images)
             learnware_id, status = market.add_learnware(str(path), semantic_spec(specs[name]))
             if status <= 0:  # BaseChecker.INVALID_LEARNWARE
                 raise RuntimeError(f"the market refused {name}'s learnware (status {status})")
             added[name] = learnware_id
             print(f"  learnware {name} ({getattr(specs[name], 'framework', 'torch')}): RKME of "
-                  f"{n_images} training images, added ({time.perf_counter() - begin:.1f} s)",
+                  f"{n_used} training images, added ({time.perf_counter() - begin:.1f} s)",
                   flush=True)
     return market, added, specs, left_out
 
@@ -456,6 +461,33 @@ def width_check(lw, market, run, task, args):
             **{k: v for k, v in found.items() if "width:" in k}}
 
 
+def width_markets(lw, bench, args, cache):
+    """Both sides at one width, twice: a market and users at the run's width, and a market and
+    users at the package's default width, all RKMEs from ``WIDTH_CHECK_IMAGES`` images (each
+    expert's own, each seed-0 user's); what each search finds and its reuse accuracies."""
+    markets = {}
+    for label, networks in (("run's width", None), ("default width", DEFAULT_WIDTH)):
+        market, ids, _, _ = build_market(lw, bench, args, cache, networks=networks,
+                                         n_images=WIDTH_CHECK_IMAGES)
+        markets[label] = market, {lw_id: name for name, lw_id in ids.items()}, networks
+    rows = []
+    for name, classes in HELD_OUT_TASKS.items():
+        user = draw(Task(bench.held_out, name, classes), args.task_share, seed=0)
+        task = draw(user, WIDTH_CHECK_IMAGES / len(user.truth), seed=0)
+        row = {"task": name, "images": len(task.truth)}
+        for label, (market, by_id, networks) in markets.items():
+            chosen, single = search(lw, market, rkme(lw, task.raw, args, cache, seed=0,
+                                                     networks=networks)[0])
+            row[f"{label}: top single"] = by_id[single[0].id]
+            row[f"{label}: mixture"] = " ".join(by_id[item.id] for item in chosen)
+            row[f"{label}: averaging"] = averaging_accuracy(lw, chosen, task)
+            row[f"{label}: top-1"] = restricted_accuracy(
+                single[0].predict(as_nchw(task.raw)), task)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 def spread(values):
     """``mean ± sd`` over seeds (sample standard deviation; a lone seed has none)."""
     values = np.asarray(values, dtype=float)
@@ -496,6 +528,9 @@ def main():
                         help="package default 100; z never moves (see the module docstring)")
     parser.add_argument("--width-check", action=argparse.BooleanOptionalAction, default=True,
                         help="also build the first seed's user RKMEs at the default width")
+    parser.add_argument("--width-markets", action="store_true",
+                        help="only compare markets and users built at the run's width and at "
+                             "the default width, from few images (writes width.md)")
     args = parser.parse_args()
     begin = time.perf_counter()
     lw = import_learnware()
@@ -509,6 +544,17 @@ def main():
     bench = load_benchmark(dev_fashion=2000, fashion_test=2000, cache_dir=args.cache_dir,
                            hub_size="large")
     print(f"hub loaded and labelled ({time.perf_counter() - begin:.0f} s)", flush=True)
+    if args.width_markets:
+        rows = width_markets(lw, bench, args, cache)
+        (out / "width.md").write_text("\n".join([
+            "# Learnware search at two widths, each market and its users at one width\n",
+            f"Command: `{command(args)}` ({time.perf_counter() - begin:.0f} s). RKMEs from "
+            f"{WIDTH_CHECK_IMAGES} images (each expert's own training images, each seed-0 "
+            f"user's images), K = {args.rkme_reduced}, {args.rkme_steps} steps; the run's width "
+            f"{args.rkme_models} networks of 2 x {args.rkme_width}, the default "
+            f"{DEFAULT_WIDTH[0]} of 2 x {DEFAULT_WIDTH[1]}.\n",
+            markdown(rows, list(rows[0]))]) + "\n")
+        return
     market, ids, specs, left_out = build_market(lw, bench, args, cache)
     print(f"market: {len(ids)} learnwares ({time.perf_counter() - begin:.0f} s)", flush=True)
     run = argparse.Namespace(
@@ -538,6 +584,8 @@ def command(args):
     flags = f"--out {args.out} --seeds {args.seeds} --task-share {args.task_share} " \
             f"--rkme-models {args.rkme_models} --rkme-width {args.rkme_width} " \
             f"--rkme-steps {args.rkme_steps}"
+    if args.width_markets:
+        flags += " --width-markets"
     return f".venv-learnware/bin/python benchmarks/bench_learnware.py {flags}" + (
         "" if args.width_check else " --no-width-check")
 
