@@ -36,11 +36,13 @@ never moves it: every specification is a weighting ``beta`` of the same noise im
 step only redraws the random networks that fit ``beta``. The script checks this on the package
 itself (``frozen_z_check``) and builds specifications with 0 steps by default. The package's
 default random networks (16 of width 2 x 128) cost about 0.2 s per image on the 2-core machine;
-the run's width is a flag, and ``--width-check`` rebuilds the users' RKMEs at the default width
-and reports what changes. Search distances use the package's own infinite-width NNGP kernel
-whatever the width.
+the run's width is a flag; ``--width-check`` rebuilds the first users' RKMEs at the default
+width and searches the run's market with them, and ``--width-markets`` (alone) builds a market
+and its users at each width from 100 images each and compares what they find. Search distances
+use the package's own infinite-width NNGP kernel, which does not depend on the width.
 
 Usage: .venv-learnware/bin/python benchmarks/bench_learnware.py [--seeds 3] [--out DIR]
+[--width-markets]
 """
 
 import argparse
