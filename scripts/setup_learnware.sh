@@ -14,11 +14,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
 fi
 python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
-# The same local CPU wheels as .venv: a bare "torch" (which learnware's image specification
-# needs) would pull a multi-GB CUDA build.
+# The same torch and torchvision as .venv (learnware's image specification needs both).
 "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${pip[@]}" "learnware==0.4.0.post1"
-# From learnware's "full" extra, which itself pins torch==2.0.1 (not on local disk), so these
+# From learnware's "full" extra, which itself pins torch==2.0.1 (no index here holds it), so these
 # alone: the image specification's optimiser and the job selector's gradient-boosted trees.
 "${pip[@]}" "torch-optimizer>=0.3.0" "lightgbm>=3.3.0"
 # skmll itself, for the world hub and MLL on the same tasks.
