@@ -9,6 +9,7 @@ from pathlib import Path
 from ._store import STORE_FOLDER
 
 DIGEST_PREFIX = "sha256:"
+"""What every label directory digest starts with (the hash function's name)."""
 # Empty files whose presence says which experts were ever locked, not what the labels are.
 _LOCKS = (STORE_FOLDER, ".locks")
 _CHUNK = 2**20

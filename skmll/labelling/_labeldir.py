@@ -42,7 +42,9 @@ from ._references import save_reference_images
 from ._store import STORE_FOLDER, LabelStore
 
 SDAG_MANIFEST = "sdag.json"
+"""The SDAG without its images, in a label directory (written last)."""
 HUB_FILE = "hub.toml"
+"""The hub file of a label directory: every expert's specification and declarations."""
 MODELS = "models"
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -29,8 +29,8 @@ from ..utils._records import STALE_TEMP_SECONDS, check_pointer, record_files, st
 
 logger = logging.getLogger(__name__)
 
-# The store's folder inside a cache or label directory (DIR/labels).
 STORE_FOLDER = "labels"
+"""The label store's folder inside a cache or label directory (``DIR/labels``)."""
 LAYOUT_FILE = "skmll-labels.json"
 LAYOUT_VERSION = 1
 STATISTICS = ("logit_sums", "probability_sums", "counts")
