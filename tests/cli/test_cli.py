@@ -15,11 +15,12 @@ from PIL import Image
 
 from skmll import MLLZeroShotClassifier
 from skmll.baselines import SELECTION_METHODS, RandomMLLClassifier
-from skmll.cli import build_parser, main
+from skmll.cli import build_parser
 from skmll.reuse import REUSE_RULES
 from skmll.labelling import load_label_dir
 
 from ._factories import BUILD_LOG, builds
+from ._run import labelled, run_main
 
 REPO = Path(__file__).resolve().parents[2]
 # One synset folder per colour: a WordNet name, an ImageNet id (dog.n.01) and another name.
@@ -130,16 +131,7 @@ def test_walk_through_label_copy_search_predict(world, tmp_path):
 
 @pytest.fixture(scope="module")
 def label_dir(world, tmp_path_factory):
-    labels = tmp_path_factory.mktemp("cli") / "labels"
-    assert main(["label", str(world / "hub.toml"), "--images", str(world / "images"),
-                 "--labels", str(labels), "-q"]) == 0
-    return labels
-
-
-def run_main(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return labelled(world, tmp_path_factory.mktemp("cli") / "labels")
 
 
 def test_labelling_again_runs_nothing_and_reports_json(world, label_dir, capsys):

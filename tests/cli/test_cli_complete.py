@@ -20,10 +20,10 @@ import pytest
 from PIL import Image
 
 from skmll import ConSE, MLLZeroShotClassifier
-from skmll.cli import main
 from skmll.hub import ModelHub
 from skmll.labelling import load_label_dir
 
+from ._run import labelled, run_main
 from ..reuse.test_general import tiny_open_clip, tiny_transformers_clip  # noqa: F401 (fixtures)
 
 skops_io = pytest.importorskip("skops.io")
@@ -83,16 +83,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labels(world, tmp_path_factory):
-    labels = tmp_path_factory.mktemp("labels") / "labels"
-    assert main(["label", str(world / "hub.toml"), "--images", str(world / "images"),
-                 "--labels", str(labels), "-q"]) == 0
-    return labels
-
-
-def run_main(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return labelled(world, tmp_path_factory.mktemp("labels") / "labels")
 
 
 def test_label_images_follow_the_largest_expert_unless_set(world, labels, capsys, tmp_path):
