@@ -26,7 +26,7 @@ _LAZY = {
 }
 
 _SUBPACKAGES = {"baselines", "cli", "datasets", "exceptions", "hub", "labelling", "metrics",
-                "paper", "reuse", "selection", "semantic_graph", "utils"}
+                "paper", "reuse", "selection", "semantic_graph", "utils", "zoo"}
 
 __all__ = [*_LAZY, "__version__"]
 

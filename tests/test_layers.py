@@ -24,7 +24,7 @@ FLOORS = [
     {"semantic_graph", "datasets"},
     {"labelling"},
     {"selection"},
-    {"reuse"},
+    {"reuse", "zoo"},
     {"_classifier", "metrics"},
     {"baselines"},
     {"paper"},

@@ -1,0 +1,11 @@
+"""Search over a zoo of labelled experts: labels stored by node row, a per-node index with a
+bound on CHCO's loss, and top-k search by the threshold algorithm that equals exhaustive
+selection, on one machine or sharded over a cluster."""
+
+from ._bound import loss_bounds, pair_bound, responsiveness
+from ._rows import MAX_DENSE_HEADS, decode_rows, encode_rows, stored_probabilities
+from ._search import search_zoo
+from ._store import ZooStore
+
+__all__ = ["MAX_DENSE_HEADS", "ZooStore", "decode_rows", "encode_rows", "loss_bounds",
+           "pair_bound", "responsiveness", "search_zoo", "stored_probabilities"]

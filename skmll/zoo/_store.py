@@ -1,0 +1,393 @@
+"""A zoo of labelled experts stored for search: immutable HDF5 segments behind one manifest.
+
+Layout (a folder, ``zoo/`` inside a label directory when converted from one)::
+
+    zoo.json                  the manifest: format, node ids, and the segments in order
+    segments/<sha256>.h5      one per append, named by its content, never rewritten
+    .lock                     taken by the one writer
+
+A segment holds the experts of one append. Its arrays are node-major, so that a task reads its
+classes' rows and nothing else: ``dense`` (nodes x columns, float16) holds the rows of experts
+with at most ``MAX_DENSE_HEADS`` heads, ``sparse_values``/``sparse_heads``/``floor`` those of
+wider ones (see :mod:`._rows`); ``index_order``/``index_d`` list, per node, the segment's
+experts by decreasing responsiveness (see :mod:`._bound`). Every array is chunked by node (and
+by 2^16 columns), shuffled and gzip-compressed: built-in HDF5 filters only, readable by any
+HDF5 library.
+
+Growth: an append writes a new segment file under a temporary name, renames it, then replaces
+the manifest atomically. Readers read the manifest once (:meth:`ZooStore.refresh` reads it
+again) and segment files never change, so a reader keeps a consistent zoo while a writer adds.
+
+Trust and portability: the manifest is JSON, segment paths are relative and must stay inside
+the folder, every segment's size and SHA-256 are in the manifest (:meth:`ZooStore.verify`), and
+a segment is read only through plain datasets with built-in filters: an external link, an
+external or virtual dataset, or a filter plug-in (which would load a shared library) is refused.
+Nothing in a zoo runs code.
+"""
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+import filelock
+import numpy as np
+
+from .._version import __version__
+from ..utils import atomic_write_bytes
+from ._bound import quantise_up, responsiveness
+from ._rows import MAX_DENSE_HEADS, decode_rows, encode_rows
+
+FORMAT = 1
+MANIFEST = "zoo.json"
+SEGMENTS = "segments"
+_CHUNK_COLUMNS = 2**16
+# HDF5 filter ids that are built into the library: deflate, shuffle, fletcher32.
+_BUILT_IN_FILTERS = {1, 2, 3}
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as error:   # pragma: no cover - h5py is a dependency of skmll[zoo]
+        raise ImportError("a zoo is stored in HDF5: pip install 'skmll[zoo]' (h5py)") from error
+    return h5py
+
+
+def _node_key(node_ids):
+    return hashlib.sha256(json.dumps(list(node_ids)).encode()).hexdigest()
+
+
+class ZooStore:
+    """Experts' labels stored for search, read a node row at a time.
+
+    Parameters
+    ----------
+    root : path
+        The zoo folder (``<label dir>/zoo`` for a converted label directory).
+
+    Attributes
+    ----------
+    node_ids : list of str
+        The SDAG nodes with images that every expert's rows cover, in row order.
+    names : list of str
+        Every expert, in zoo order (the hub order selection breaks ties by).
+    n_heads : int ndarray
+        Each expert's number of heads.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> root = tempfile.mkdtemp()
+    >>> zoo = ZooStore.create(root, ["cat.n.01", "dog.n.01", "car.n.01"])
+    >>> rows = np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
+    >>> zoo.append([("pets", rows)])
+    >>> ZooStore(root).names
+    ['pets']
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.refresh()
+
+    @classmethod
+    def create(cls, root, node_ids, *, max_dense=MAX_DENSE_HEADS):
+        """An empty zoo over ``node_ids`` (refuses a folder that holds one already)."""
+        root = Path(root)
+        node_ids = [str(n) for n in node_ids]
+        if len(set(node_ids)) != len(node_ids) or not node_ids:
+            raise ValueError("a zoo needs distinct, non-empty node ids")
+        if (root / MANIFEST).exists():
+            raise FileExistsError(f"{str(root)!r} holds a zoo already")
+        manifest = {"format": FORMAT, "skmll": __version__, "statistic": "probability",
+                    "max_dense_heads": int(max_dense), "node_ids": node_ids,
+                    "node_key": _node_key(node_ids), "segments": []}
+        atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode())
+        return cls(root)
+
+    def refresh(self):
+        """Read the manifest again: segments appended since are seen from now on."""
+        path = self.root / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{str(self.root)!r} is not a zoo (no {MANIFEST})")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{path}: zoo format {manifest.get('format')!r}; this skmll "
+                             f"reads format {FORMAT}")
+        if manifest["node_key"] != _node_key(manifest["node_ids"]):
+            raise ValueError(f"{path}: its node ids do not match their key")
+        self.manifest = manifest
+        self.node_ids = list(manifest["node_ids"])
+        self.node_index = {n: i for i, n in enumerate(self.node_ids)}
+        old = {s.file: s for s in getattr(self, "segments", [])}
+        self.segments, start = [], 0
+        for entry in manifest["segments"]:
+            segment = old.get(entry["file"]) or _Segment(self.root, entry)
+            segment.start = start
+            start += segment.n_experts
+            self.segments.append(segment)
+        self.names = [name for s in self.segments for name in s.names]
+        self.n_heads = np.concatenate([s.n_heads for s in self.segments] or [np.zeros(0, int)])
+        return self
+
+    @property
+    def n_experts(self):
+        return len(self.names)
+
+    def append(self, experts, *, verbose=0):
+        """Add experts as one new segment; nothing stored is rewritten.
+
+        The segment is encoded and written without the lock (writers on several machines can
+        encode at once); only the manifest update is serialised, and an expert name taken
+        meanwhile is refused then, the segment file left unused.
+
+        Parameters
+        ----------
+        experts : iterable of (str, array-like of shape (n_nodes, n_heads))
+            Each expert's name and probability rows on ``node_ids``, in that order.
+        verbose : int, default=0
+            Progress bar over the experts.
+        """
+        from tqdm.auto import tqdm
+
+        self.refresh()
+        taken, encoded = set(self.names), []
+        for name, rows in tqdm(experts, disable=not verbose, desc="encode experts"):
+            name = str(name)
+            if name in taken:
+                raise ValueError(f"the zoo has an expert named {name!r} already")
+            taken.add(name)
+            rows = np.asarray(rows)
+            if rows.ndim != 2 or rows.shape[0] != len(self.node_ids):
+                raise ValueError(f"expert {name!r}: rows must be (n_nodes={len(self.node_ids)}, "
+                                 f"n_heads), got shape {rows.shape}")
+            encoded.append(_encode_expert(name, rows, self.manifest["max_dense_heads"]))
+        if not encoded:
+            return
+        entry = _write_segment(self.root, encoded, len(self.node_ids))
+        with filelock.FileLock(str(self.root / ".lock")):
+            self.refresh()
+            clash = sorted(set(self.names) & {e["name"] for e in encoded})
+            if clash:
+                (self.root / entry["file"]).unlink(missing_ok=True)
+                raise ValueError(f"experts {clash[:5]} were added to the zoo meanwhile")
+            manifest = dict(self.manifest, segments=self.manifest["segments"] + [entry])
+            atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=1).encode())
+        self.refresh()
+
+    def verify(self):
+        """Check every segment's size and SHA-256 against the manifest; raise on a mismatch."""
+        for segment in self.segments:
+            segment.verify()
+
+    def locate(self, experts):
+        """(segment, local indices, positions) for global expert indices, grouped by segment."""
+        experts = np.asarray(experts, dtype=np.int64)
+        starts = np.array([s.start for s in self.segments])
+        which = np.searchsorted(starts, experts, side="right") - 1
+        for s in np.unique(which):
+            positions = np.flatnonzero(which == s)
+            segment = self.segments[s]
+            yield segment, experts[positions] - segment.start, positions
+
+    def problems(self, node_rows, experts):
+        """Decoded CHCO inputs: per expert (in the order given), its (n_heads, C) columns on
+        ``node_rows``, each normalised to sum 1 (as :func:`~skmll.selection.reuse_problems`)."""
+        problems = [None] * len(experts)
+        for segment, local, positions in self.locate(experts):
+            for position, P in zip(positions, segment.problems(node_rows, local)):
+                problems[position] = P
+        return problems
+
+    def close(self):
+        for segment in self.segments:
+            segment.close()
+
+
+def _encode_expert(name, rows, max_dense):
+    values, heads, floor = encode_rows(rows, max_dense)
+    decoded = decode_rows(values, heads, floor, rows.shape[1])
+    sums = decoded.sum(axis=1)
+    if not np.all(sums > 0):
+        raise ValueError(f"expert {name!r}: a row has no probability mass once stored in "
+                         f"float16 (node rows {np.flatnonzero(sums <= 0)[:5].tolist()})")
+    return {"name": name, "n_heads": rows.shape[1], "values": values, "heads": heads,
+            "floor": floor, "d": quantise_up(responsiveness(decoded))}
+
+
+def _dataset(file, name, data):
+    n_rows, n_columns = data.shape
+    chunks = (1, max(1, min(n_columns, _CHUNK_COLUMNS)))
+    file.create_dataset(name, data=data, chunks=chunks if n_columns else None,
+                        shuffle=bool(n_columns), compression="gzip" if n_columns else None,
+                        compression_opts=4 if n_columns else None)
+
+
+def _write_segment(root, encoded, n_nodes):
+    h5py = _h5py()
+    dense = [e for e in encoded if e["heads"] is None]
+    sparse = [e for e in encoded if e["heads"] is not None]
+    column = np.zeros(len(encoded), dtype=np.int64)
+    floor_column = np.full(len(encoded), -1, dtype=np.int64)
+    offsets = {"dense": 0, "sparse": 0}
+    for i, e in enumerate(encoded):
+        kind = "dense" if e["heads"] is None else "sparse"
+        column[i] = offsets[kind]
+        offsets[kind] += e["values"].shape[1]
+    floor_column[[i for i, e in enumerate(encoded) if e["heads"] is not None]] = \
+        np.arange(len(sparse))
+    head_dtype = np.uint32 if any(e["heads"].dtype == np.uint32 for e in sparse) else np.uint16
+
+    def stack(parts, dtype, width):
+        return np.concatenate(parts, axis=1).astype(dtype) if parts else \
+            np.zeros((n_nodes, width), dtype)
+
+    d = np.stack([e["d"] for e in encoded], axis=1)             # (nodes, experts)
+    order = np.argsort(-d.astype(np.int16), axis=1, kind="stable").astype(np.uint32)
+    folder = Path(root) / SEGMENTS
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{secrets.token_hex(8)}.h5.tmp"
+    try:
+        with h5py.File(tmp, "w", track_order=False) as file:
+            file.attrs["format"], file.attrs["skmll"] = FORMAT, __version__
+            file.attrs["n_nodes"] = n_nodes
+            names = np.array([e["name"] for e in encoded], dtype=h5py.string_dtype())
+            file.create_dataset("expert_name", data=names)
+            file.create_dataset("expert_heads", data=[e["n_heads"] for e in encoded])
+            file.create_dataset("expert_column", data=column)
+            file.create_dataset("expert_width", data=[e["values"].shape[1] for e in encoded])
+            file.create_dataset("expert_floor", data=floor_column)
+            _dataset(file, "dense", stack([e["values"] for e in dense], np.float16, 0))
+            _dataset(file, "sparse_values", stack([e["values"] for e in sparse], np.float16, 0))
+            _dataset(file, "sparse_heads", stack([e["heads"] for e in sparse], head_dtype, 0))
+            _dataset(file, "floor", stack([e["floor"][:, None] for e in sparse], np.float32, 0))
+            _dataset(file, "index_order", order)
+            _dataset(file, "index_d", np.take_along_axis(d, order.astype(np.int64), axis=1))
+        digest = _sha256(tmp)
+        name = f"{digest[:32]}.h5"     # content-addressed: no two writers collide
+        os.replace(tmp, folder / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"file": f"{SEGMENTS}/{name}", "n_experts": len(encoded),
+            "bytes": (folder / name).stat().st_size, "sha256": digest}
+
+
+class _Segment:
+    """One segment file, opened read-only on first use; node rows are cached per search."""
+
+    def __init__(self, root, entry):
+        self.file = entry["file"]
+        self.entry = entry
+        self.path = _inside(root, entry["file"])
+        self.n_experts = int(entry["n_experts"])
+        self._h5 = None
+        with self._open_checked() as file:
+            self.names = [n.decode() if isinstance(n, bytes) else str(n)
+                          for n in file["expert_name"][()]]
+            self.n_heads = file["expert_heads"][()].astype(np.int64)
+            self.column = file["expert_column"][()].astype(np.int64)
+            self.width = file["expert_width"][()].astype(np.int64)
+            self.floor_column = file["expert_floor"][()].astype(np.int64)
+        if len(self.names) != self.n_experts:
+            raise ValueError(f"{self.path}: {len(self.names)} experts, the manifest says "
+                             f"{self.n_experts}")
+        self._rows = {}
+
+    def _open_checked(self):
+        h5py = _h5py()
+        size = self.path.stat().st_size
+        if size != self.entry["bytes"]:
+            raise ValueError(f"{self.path}: {size} bytes, the manifest says "
+                             f"{self.entry['bytes']}: the file was changed or truncated")
+        file = h5py.File(self.path, "r")
+        try:
+            for name in file:
+                link = file.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    raise ValueError(f"{self.path}: {name!r} is a link to elsewhere")
+                dataset = file[name]
+                if not isinstance(dataset, h5py.Dataset) or dataset.is_virtual or \
+                        dataset.external:
+                    raise ValueError(f"{self.path}: {name!r} is not a plain dataset")
+                plist = dataset.id.get_create_plist()
+                filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+                if not filters <= _BUILT_IN_FILTERS:
+                    raise ValueError(f"{self.path}: {name!r} needs HDF5 filters "
+                                     f"{sorted(filters - _BUILT_IN_FILTERS)}, which are "
+                                     "plug-ins (shared libraries); a zoo uses built-in ones")
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    @property
+    def h5(self):
+        if self._h5 is None:
+            self._h5 = self._open_checked()
+        return self._h5
+
+    def verify(self):
+        digest = _sha256(self.path)
+        if digest != self.entry["sha256"]:
+            raise ValueError(f"{self.path}: SHA-256 {digest} differs from the manifest's")
+
+    def lists(self, node_row, start, stop):
+        """Local expert ids and their stored responsiveness at ranks [start, stop) of the
+        node's list."""
+        return (self.h5["index_order"][node_row, start:stop].astype(np.int64),
+                self.h5["index_d"][node_row, start:stop])
+
+    def rows(self, node_rows):
+        """This segment's arrays on ``node_rows`` (read once per distinct tuple of rows)."""
+        key = tuple(int(r) for r in node_rows)
+        if key not in self._rows:
+            order = np.argsort(key)     # h5py reads increasing indices
+            rows = {}
+            for name in ("dense", "sparse_values", "sparse_heads", "floor"):
+                data = self.h5[name]
+                part = data[np.asarray(key)[order]] if data.shape[1] else \
+                    np.zeros((len(key), 0), data.dtype)
+                rows[name] = part[np.argsort(order)]
+            self._rows = {key: rows}    # one task at a time: bounded memory
+        return self._rows[key]
+
+    def problems(self, node_rows, local):
+        """Per local expert, its decoded (n_heads, C) columns, each normalised to sum 1."""
+        rows = self.rows(node_rows)
+        problems = []
+        for i in local:
+            span = np.s_[:, self.column[i]:self.column[i] + self.width[i]]
+            if self.floor_column[i] < 0:
+                P = decode_rows(rows["dense"][span], None, None, self.n_heads[i])
+            else:
+                P = decode_rows(rows["sparse_values"][span], rows["sparse_heads"][span],
+                                rows["floor"][:, self.floor_column[i]], self.n_heads[i])
+            P = P.T
+            problems.append(P / P.sum(axis=0))
+        return problems
+
+    def close(self):
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inside(root, relative):
+    """``root / relative``, refused unless it is a relative path that resolves inside root."""
+    root = Path(root)
+    path = root / relative
+    if Path(relative).is_absolute() or not os.path.realpath(path).startswith(
+            os.path.realpath(root) + os.sep):
+        raise ValueError(f"zoo segment {relative!r} is not inside {str(root)!r}")
+    return path
