@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections import Counter
 from pathlib import Path
 
 import filelock
@@ -139,9 +140,8 @@ class ZooStore:
     def append(self, experts, *, verbose=0):
         """Add experts as one new segment; nothing stored is rewritten.
 
-        The segment is encoded and written without the lock (writers on several machines can
-        encode at once); only the manifest update is serialised, and an expert name taken
-        meanwhile is refused then, the segment file left unused.
+        :meth:`write_segment` then :meth:`add_segments`: the segment is encoded and written
+        without the lock, only the manifest update is serialised.
 
         Parameters
         ----------
@@ -150,30 +150,50 @@ class ZooStore:
         verbose : int, default=0
             Progress bar over the experts.
         """
+        entry = self.write_segment(experts, verbose=verbose)
+        if entry is not None:
+            self.add_segments([entry])
+
+    def write_segment(self, experts, *, verbose=0):
+        """Encode ``experts`` into a new segment file, not yet in the manifest.
+
+        Several processes (or cluster workers sharing the folder) can write segments at once;
+        :meth:`add_segments` then lists them, in the order given. Returns the segment's
+        manifest entry (a dict of plain values), or None when ``experts`` is empty.
+        """
         from tqdm.auto import tqdm
 
         self.refresh()
         taken, encoded = set(self.names), []
         for name, rows in tqdm(experts, disable=not verbose, desc="encode experts"):
             name = str(name)
-            if name in taken:
-                raise ValueError(f"the zoo has an expert named {name!r} already")
+            if not name or name in taken:
+                raise ValueError(f"expert name {name!r} is empty or in the zoo already")
             taken.add(name)
             rows = np.asarray(rows)
             if rows.ndim != 2 or rows.shape[0] != len(self.node_ids):
                 raise ValueError(f"expert {name!r}: rows must be (n_nodes={len(self.node_ids)}, "
                                  f"n_heads), got shape {rows.shape}")
             encoded.append(_encode_expert(name, rows, self.manifest["max_dense_heads"]))
-        if not encoded:
-            return
-        entry = _write_segment(self.root, encoded, len(self.node_ids))
+        return _write_segment(self.root, encoded, len(self.node_ids)) if encoded else None
+
+    def add_segments(self, entries):
+        """List segments written by :meth:`write_segment` in the manifest, in order, at once.
+
+        Raises
+        ------
+        ValueError
+            When an expert name would appear twice; the manifest is then left as it was.
+        """
         with filelock.FileLock(str(self.root / ".lock")):
             self.refresh()
-            clash = sorted(set(self.names) & {e["name"] for e in encoded})
-            if clash:
-                (self.root / entry["file"]).unlink(missing_ok=True)
-                raise ValueError(f"experts {clash[:5]} were added to the zoo meanwhile")
-            manifest = dict(self.manifest, segments=self.manifest["segments"] + [entry])
+            names = list(self.names)
+            for entry in entries:
+                names += _Segment(self.root, entry).names
+            twice = sorted(n for n, count in Counter(names).items() if count > 1)
+            if twice:
+                raise ValueError(f"expert names {twice[:5]} would be in the zoo twice")
+            manifest = dict(self.manifest, segments=self.manifest["segments"] + list(entries))
             atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=1).encode())
         self.refresh()
 
