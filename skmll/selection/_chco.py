@@ -262,22 +262,33 @@ def chco_lower_bounds(score_list, *, probabilities=False):
     >>> chco_lower_bounds([scores]).round(4)   # tight here: chco's losses are 0.0116 too
     array([[0.0116, 0.0116]])
     """
-    bounds = [_lower_bounds(_probabilities(scores, probabilities)) for scores in score_list]
-    return np.array(bounds).reshape(len(bounds), -1)
+    P_list = [_probabilities(scores, probabilities) for scores in score_list]
+    if not P_list:
+        return np.zeros((0, 0))
+    n_classes = P_list[0].shape[1]
+    if any(P.shape[1] != n_classes for P in P_list):
+        raise ValueError("all models must share the same classes (n_classes differs)")
+    bounds = np.empty((len(P_list), n_classes))
+    by_heads = {}
+    for i, P in enumerate(P_list):
+        by_heads.setdefault(len(P), []).append(i)
+    for members in by_heads.values():   # models of one head count as one array
+        bounds[members] = _lower_bounds(np.stack([P_list[i] for i in members]))
+    return bounds
 
 
 def _lower_bounds(P):
-    """``chco_lower_bounds`` for one model's P (H, C)."""
-    n_heads, n_classes = P.shape
+    """``chco_lower_bounds`` for models of one shape: P (..., H, C) -> (..., C)."""
+    n_classes = P.shape[-1]
     if n_classes == 1:
-        return np.zeros(1)   # every head for the only class: a = 1, no negatives
-    Q = (P.sum(axis=1, keepdims=True) - P) / (n_classes - 1)
+        return np.zeros(P.shape[:-2] + (1,))   # every head for the only class: a = 1
+    Q = (P.sum(axis=-1, keepdims=True) - P) / (n_classes - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(P > 0, P / Q, -np.inf)
-    order = np.argsort(-ratio, axis=0, kind="stable")
-    P, Q = np.take_along_axis(P, order, axis=0), np.take_along_axis(Q, order, axis=0)
+    order = np.argsort(-ratio, axis=-2, kind="stable")
+    P, Q = np.take_along_axis(P, order, axis=-2), np.take_along_axis(Q, order, axis=-2)
     # Segment i of the knapsack path runs from (A0, B0) to (A0 + P_i, B0 + Q_i).
-    A1, B1 = np.cumsum(P, axis=0), np.cumsum(Q, axis=0)
+    A1, B1 = np.cumsum(P, axis=-2), np.cumsum(Q, axis=-2)
     A0, B0 = A1 - P, B1 - Q
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         slope = Q / P
@@ -287,7 +298,7 @@ def _lower_bounds(P):
         b = B0 + np.where(P > 0, slope * (a - A0), 0.0)
         values = -np.log(a) - np.log1p(-np.minimum(b, 1.0))
     values[~(P > 0) | ~np.isfinite(values)] = np.inf
-    return np.maximum(values.min(axis=0), 0.0)
+    return np.maximum(values.min(axis=-2), 0.0)
 
 
 def _check_init(init, P):

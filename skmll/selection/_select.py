@@ -31,6 +31,9 @@ class Selection:
         Each expert's cost per image that the selection weighed (NaN: unknown).
     over_budget_reasons : dict of str to str, default={}
         Classes that some expert could serve but none within the budget, with the reason.
+    n_read : int or None, default=None
+        Experts whose labels were read for the task (None: every expert's); a zoo search
+        (:func:`skmll.zoo.search_zoo`) reads only those its index cannot rule out.
     """
 
     names: list
@@ -39,6 +42,7 @@ class Selection:
     heads: object
     costs: np.ndarray = None
     over_budget_reasons: dict = field(default_factory=dict)
+    n_read: int = None
 
     @property
     def used(self):

@@ -91,19 +91,21 @@ def search_zoo_sharded(zoo, task, *, k=2, beta=None, n_shards=None, n_jobs=None)
     names = [name for part in shards for i in part for name in zoo.segments[i].names]
     if not results:
         return search_zoo(zoo, task, k=k, beta=beta)
-    losses = np.concatenate([shard_losses for shard_losses, _ in results])
+    losses = np.concatenate([shard_losses for shard_losses, _, _ in results])
     heads, offset = [None] * len(names), 0
-    for shard_losses, selected in results:
+    for shard_losses, selected, _ in results:
         for i, weights in selected.items():
             heads[offset + i] = weights
         offset += len(shard_losses)
     picks = select_predictors(losses, k, np.inf if beta is None else float(beta))
     return Selection.from_picks(task, names, picks, losses, lambda m, j: heads[m][:, j].copy(),
-                                losses=losses, heads=heads)
+                                losses=losses, heads=heads,
+                                n_read=sum(n_read for _, _, n_read in results))
 
 
 def _search_shard(root, files, task, k, beta):
-    """One shard's losses, and the head weights of its selected experts (by shard index)."""
+    """One shard's losses, the head weights of its selected experts (by shard index) and the
+    number of experts it read."""
     zoo = ZooStore(root)
     position = {segment.file: i for i, segment in enumerate(zoo.segments)}
     missing = [f for f in files if f not in position]
@@ -113,4 +115,4 @@ def _search_shard(root, files, task, k, beta):
     picked = {selection.names.index(name) for served in selection.experts.values()
               for name, _, _ in served}
     zoo.close()
-    return selection.losses, {i: selection.heads[i] for i in picked}
+    return selection.losses, {i: selection.heads[i] for i in picked}, selection.n_read

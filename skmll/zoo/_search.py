@@ -20,7 +20,6 @@ from ..selection import Selection, select_predictors
 from ..selection._chco import chco_lower_bounds, chco_many
 from ..selection._screen import _LOOSE_MAX_ITER, _LOOSE_TOL, TIGHT_TOL, warn_by_name
 from ._bound import dequantise, loss_bounds
-from ._store import ZooStore  # noqa: F401  (the Examples)
 
 _FIRST_PREFIX = 256
 
@@ -50,12 +49,14 @@ def search_zoo(zoo, task, *, k=2, beta=None, segments=None, first=_FIRST_PREFIX)
     -------
     Selection
         ``names`` are all the zoo's experts (or the shard's); ``losses`` is inf for those
-        never solved, ``heads`` None for them.
+        never solved, ``heads`` None for them; ``n_read`` counts the experts whose rows were
+        read.
 
     Examples
     --------
     >>> import tempfile
     >>> from skmll.selection import TaskMatch
+    >>> from skmll.zoo import ZooStore
     >>> zoo = ZooStore.create(tempfile.mkdtemp(), ["cat", "dog", "car"])
     >>> zoo.append([("pets", [[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]]),
     ...             ("cars", [[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])])
@@ -78,7 +79,8 @@ def search_zoo(zoo, task, *, k=2, beta=None, segments=None, first=_FIRST_PREFIX)
     picks = select_predictors(losses, k, beta)
     return Selection.from_picks(task, names, picks, losses,
                                 lambda m, j: solutions[m][:, j].copy(), losses=losses,
-                                heads=[solutions.get(m) for m in range(len(names))])
+                                heads=[solutions.get(m) for m in range(len(names))],
+                                n_read=int(run.met.sum()))
 
 
 def _node_rows(zoo, task):

@@ -61,6 +61,7 @@ def test_dask_builds_and_searches_as_one_process(client, tmp_path):
     assert [s.n_experts for s in sharded.segments] == [s.n_experts for s in serial.segments]
     for found, task, k in results:
         assert_same(found, search_zoo(serial, task, k=k))
+        assert 0 < found.n_read <= serial.n_experts
 
 
 def test_shards_in_processes_equal_one_search(tmp_path):

@@ -66,7 +66,7 @@ def test_search_skips_experts_that_cannot_serve(tmp_path):
     zoo.append(vague[150:])
     task = task_on(zoo, [0, 4, 9])
     found = search_zoo(zoo, task, k=2, first=8)
-    assert np.isfinite(found.losses).any(axis=1).sum() < 60
+    assert np.isfinite(found.losses).any(axis=1).sum() < 60 and found.n_read < 150
     assert set(found.used) <= {f"sharp-{i}" for i in range(6)}
     assert_same_selection(found, exhaustive(zoo, task, k=2))
 
