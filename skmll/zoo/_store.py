@@ -156,6 +156,8 @@ class ZooStore:
         taken, encoded = set(self.names), []
         for name, rows in tqdm(experts, disable=not verbose, desc="encode experts"):
             name = str(name)
+            if not name.strip():
+                raise ValueError(f"an expert needs a name; got {name!r}")
             if name in taken:
                 raise ValueError(f"the zoo has an expert named {name!r} already")
             taken.add(name)
@@ -207,7 +209,10 @@ class ZooStore:
 
 
 def _encode_expert(name, rows, max_dense):
-    values, heads, floor = encode_rows(rows, max_dense)
+    try:
+        values, heads, floor = encode_rows(rows, max_dense)
+    except ValueError as error:
+        raise ValueError(f"expert {name!r}: {error}") from None
     decoded = decode_rows(values, heads, floor, rows.shape[1])
     sums = decoded.sum(axis=1)
     if not np.all(sums > 0):
