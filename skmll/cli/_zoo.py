@@ -28,9 +28,10 @@ examples:
 'update' stores the labels of the directory's experts in DIR/zoo, appending only the experts
 the zoo lacks (a second run adds nothing), never rewriting what is stored: readers keep working
 while it runs. 'search' matches class names to SDAG nodes as 'skmll search' does and reads from
-the zoo only what the task needs, for the same experts as 'skmll search' selects with the same
---k and --beta (losses from the stored float16 labels). 'info' says what the zoo holds;
---verify checks every segment's SHA-256. Nothing is built and no code runs: labels only."""
+the zoo only what the task needs; it selects the experts 'skmll search' selects with the same
+--k and --beta, save where two losses tie to the stored labels' float16 precision. 'info' says
+what the zoo holds; --verify checks every segment's SHA-256. Nothing is built and no code
+runs: labels only."""
 
 _NOT_SERVED = "label experts that serve them into the directory, then 'skmll zoo update'"
 
