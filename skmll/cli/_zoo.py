@@ -99,8 +99,8 @@ def run_update(args):
 
 
 def run_search(args):
-    from ..selection import match_task
     from ..labelling import read_sdag_manifest
+    from ..selection import match_task
     from ..zoo import search_zoo
 
     check_digest(args.labels, args.expect_digest)
@@ -162,8 +162,8 @@ def _open_zoo(label_dir):
     from ..zoo._store import MANIFEST
 
     if not (label_dir / ZOO_FOLDER / MANIFEST).is_file():
-        raise FileNotFoundError(f"label directory {str(label_dir)!r} has no zoo: convert it first with "
-                         f"'skmll zoo update {label_dir}'")
+        raise FileNotFoundError(f"label directory {str(label_dir)!r} has no zoo: convert it "
+                                f"first with 'skmll zoo update {label_dir}'")
     return ZooStore(label_dir / ZOO_FOLDER)
 
 

@@ -224,3 +224,6 @@ def test_errors_are_one_line_with_what_to_do(converted, tmp_path, capsys):
     assert code == 1 and "no expert of the zoo has a reuse loss under --beta 0.0" in err
     with pytest.raises(ValueError, match="segment_size must be a positive integer"):
         update_zoo(converted, segment_size=0)
+    ZooStore.create(plain / ZOO_FOLDER, ["lemon.n.01", "lime.n.01"])   # another SDAG's zoo
+    code, _, err = run_main(capsys, "zoo", "update", plain)
+    assert code == 1 and "was built on another SDAG (2 labelled nodes" in err

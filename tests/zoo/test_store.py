@@ -107,6 +107,8 @@ def test_a_reader_keeps_its_snapshot_while_another_process_appends(zoo):
             resume.put(True)
     finally:
         writer.join(timeout=120)
+        if writer.is_alive():
+            writer.terminate()
     assert writer.exitcode == 0
     reader.refresh()
     assert reader.names[:4] == zoo.names and reader.n_experts == 13
