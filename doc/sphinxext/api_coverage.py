@@ -15,8 +15,9 @@ from pathlib import Path
 from sphinx.errors import ExtensionError
 
 PUBLIC_MODULES = ["skmll", "skmll.semantic_graph", "skmll.hub", "skmll.labelling",
-                  "skmll.selection", "skmll.reuse", "skmll.baselines", "skmll.datasets",
-                  "skmll.metrics", "skmll.paper", "skmll.exceptions", "skmll.utils"]
+                  "skmll.selection", "skmll.zoo", "skmll.reuse", "skmll.baselines",
+                  "skmll.datasets", "skmll.metrics", "skmll.paper", "skmll.exceptions",
+                  "skmll.utils"]
 
 _CURRENT_MODULE = re.compile(r"^\.\. currentmodule:: (\S+)")
 _AUTOSUMMARY = re.compile(r"^\.\. autosummary::")

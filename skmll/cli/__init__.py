@@ -3,7 +3,8 @@
 ``skmll label`` pre-tests a hub file's experts on a folder of synset images and writes a label
 directory; ``skmll search``, ``predict``, ``explain`` and ``info`` work from that directory
 alone, on any machine: no image is read and only the experts selected for a task are built
-(``predict``). ``skmll hub declare`` writes a hub file's missing declarations. Each
+(``predict``). ``skmll zoo`` stores a directory's labels for search over many experts and
+grows them in place. ``skmll hub declare`` writes a hub file's missing declarations. Each
 subcommand is one module here, a thin layer over the library
 (:func:`skmll.labelling.load_label_dir`, :class:`skmll.MLLZeroShotClassifier`).
 
@@ -32,6 +33,7 @@ SUBCOMMANDS = {
     "info": ("_info", "what a label directory holds (loads no model)"),
     "hub": ("_hub", "work on a hub file: write its missing declarations"),
     "paper": ("_paper", "the paper's experiment (Table 1) and a check of its hub"),
+    "zoo": ("_zoo", "labels stored for search over many experts: update, search, info"),
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -43,6 +45,8 @@ walk-through:
   skmll predict --labels /elsewhere/labels --classes cat dog -- photos/
   skmll explain --labels /elsewhere/labels cat dog
   skmll info --labels /elsewhere/labels --verify
+  skmll zoo update /elsewhere/labels                               # labels stored for search
+  skmll zoo search --labels /elsewhere/labels cat dog              # reads what the task needs
 
 exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted.
 'skmll COMMAND --help' shows each command's flags and examples."""

@@ -147,7 +147,12 @@ def add_selection_flags(parser):
                             "label directory does not hold)")
     group.add_argument("--random-state", type=int, default=None,
                        help="seed of the baselines' draws (default: a fresh draw)")
-    cache = group.add_mutually_exclusive_group()
+    add_text_cache_flags(group)
+
+
+def add_text_cache_flags(parser):
+    """``--cache-dir PATH`` or ``--no-cache``: where class matching caches node embeddings."""
+    cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", metavar="PATH", default=None,
                        help="where node text embeddings are cached (default: $SKMLL_CACHE_DIR "
                             "or ~/.cache/skmll)")

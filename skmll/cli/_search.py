@@ -56,6 +56,14 @@ def run(args):
     if args.format == "json":
         print(as_json(report))
         return 0
+    print_report(report, reasons)
+    if classifier.dropped_classes_:
+        print(f"{len(classifier.dropped_classes_)} class(es) not served: {SERVE_HINT}")
+    return 0
+
+
+def print_report(report, reasons):
+    """:func:`selection_report` as a table, its coverage and why classes have no expert."""
     rows = []
     for entry in report["classes"]:
         experts = ", ".join(f"{e['name']} ({e['loss']:.3f})" for e in entry["experts"])
@@ -68,6 +76,3 @@ def run(args):
           f"{report['n_models_used']} expert(s) used")
     for name, why in reasons.items():
         print(f"{name!r} has no expert: {why}")
-    if classifier.dropped_classes_:
-        print(f"{len(classifier.dropped_classes_)} class(es) not served: {SERVE_HINT}")
-    return 0

@@ -12,6 +12,8 @@ DIGEST_PREFIX = "sha256:"
 """What every label directory digest starts with (the hash function's name)."""
 # Empty files whose presence says which experts were ever locked, not what the labels are.
 _LOCKS = (STORE_FOLDER, ".locks")
+# The writers' lock of the zoo folder (skmll.zoo), empty too and left by every append.
+_LOCK_FILES = {"zoo/.lock"}
 _CHUNK = 2**20
 
 
@@ -19,10 +21,11 @@ def label_dir_digest(directory):
     """The content digest of a label directory: ``"sha256:<64 hex digits>"``.
 
     What it covers: every file below ``directory`` (records, payloads, ``sdag.json``,
-    ``hub.toml``, bundled model files, any module beside the hub file and its ``__pycache__``),
-    by its path relative to ``directory`` and all of its bytes. Symbolic links are followed,
-    as readers follow them, so the content they lead to is covered, and each real folder is
-    read once. What it leaves out: lock files (``labels/.locks/``) and temporary files of
+    ``hub.toml``, the zoo's manifest and segments, bundled model files, any module beside the
+    hub file and its ``__pycache__``), by its path relative to ``directory`` and all of its
+    bytes. Symbolic links are followed, as readers follow them, so the content they lead to is
+    covered, and each real folder is read once. What it leaves out: lock files
+    (``labels/.locks/``, ``zoo/.lock``) and temporary files of
     writes in progress (``.<name>.tmp``), which are never read; permissions, times and empty
     folders; model files named by an absolute path outside the directory (their fingerprints,
     in ``hub.toml``, are covered, and an expert refuses to build from weights that do not
@@ -76,8 +79,9 @@ def _covered_files(directory):
         seen.add(real)
         subfolders.sort()
         for name in files:
-            if not (name.startswith(".") and name.endswith(".tmp")):
-                yield (relative / name).as_posix()
+            path = (relative / name).as_posix()
+            if not (name.startswith(".") and name.endswith(".tmp")) and path not in _LOCK_FILES:
+                yield path
 
 
 def _file_line(path):

@@ -167,8 +167,10 @@ class ZooStore:
         taken, encoded = set(self.names), []
         for name, rows in tqdm(experts, disable=not verbose, desc="encode experts"):
             name = str(name)
-            if not name or name in taken:
-                raise ValueError(f"expert name {name!r} is empty or in the zoo already")
+            if not name.strip():
+                raise ValueError(f"an expert needs a name; got {name!r}")
+            if name in taken:
+                raise ValueError(f"the zoo has an expert named {name!r} already")
             taken.add(name)
             rows = np.asarray(rows)
             if rows.ndim != 2 or rows.shape[0] != len(self.node_ids):
@@ -227,7 +229,10 @@ class ZooStore:
 
 
 def _encode_expert(name, rows, max_dense):
-    values, heads, floor = encode_rows(rows, max_dense)
+    try:
+        values, heads, floor = encode_rows(rows, max_dense)
+    except ValueError as error:
+        raise ValueError(f"expert {name!r}: {error}") from None
     decoded = decode_rows(values, heads, floor, rows.shape[1])
     sums = decoded.sum(axis=1)
     if not np.all(sums > 0):

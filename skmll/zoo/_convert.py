@@ -1,0 +1,134 @@
+"""A label directory's labels stored for search, in its own ``zoo/`` folder, grown in place.
+
+The label directory stays what it was (``labels/``, ``sdag.json``, ``hub.toml``); the zoo is
+one more folder in it, so it travels with the directory, is covered by its digest and is
+opened, like the rest, without building any expert or running any code.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..labelling import load_label_dir
+from ._rows import stored_probabilities
+from ._store import MANIFEST, ZooStore
+
+ZOO_FOLDER = "zoo"
+"""The zoo of a label directory: ``<label dir>/zoo``."""
+_SEGMENT_SIZE = 4096
+# Node rows compared to tell whether an expert in the zoo still has the label it had.
+_PROBE_NODES = 16
+
+
+def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
+    """Store the label directory's labels for search in ``<label_dir>/zoo``; add what it lacks.
+
+    The first run creates the zoo over the SDAG's nodes that carry a label (those with images
+    at or below them, the nodes classes can be matched to); every run appends, as new segments,
+    the experts of the directory's hub file that the zoo does not hold yet. Nothing stored is
+    rewritten: a second run adds nothing, and readers of the zoo keep working meanwhile. The
+    labels are read from the directory alone (:func:`~skmll.labelling.load_label_dir`: no
+    image, no expert built, no code run), mixed with the default ``delta=1.0``.
+
+    Parameters
+    ----------
+    label_dir : path
+        A label directory written by ``skmll label`` or
+        :func:`~skmll.labelling.save_label_dir`.
+    segment_size : int, default=4096
+        Most experts per segment (one segment file per this many new experts).
+    verbose : int, default=0
+        Progress bars.
+
+    Returns
+    -------
+    zoo : ZooStore
+        The zoo, opened.
+    added : list of str
+        The experts added by this run, in hub order.
+
+    Raises
+    ------
+    ValueError
+        When the zoo was built on another SDAG, or holds an expert of the hub file's name whose
+        stored label differs from the directory's (another model under that name): the zoo
+        never replaces an expert.
+
+    Examples
+    --------
+    A label directory of one expert on an SDAG of two image nodes under a third:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from skmll import ModelHub, ModelLabeler, SemanticDAG
+    >>> from skmll.hub import LazyExpert
+    >>> from skmll.labelling import save_label_dir
+    >>> sdag = SemanticDAG(["thing", "dark", "light"],
+    ...                    edges=[("thing", "dark"), ("thing", "light")],
+    ...                    data={"dark": np.zeros((3, 32, 32), np.uint8),
+    ...                          "light": np.full((3, 32, 32), 255, np.uint8)})
+    >>> hub = ModelHub([LazyExpert("timm:test_resnet", num_classes=3, name="tiny")])
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = save_label_dir(ModelLabeler(sdag, cache_dir=folder, verbose=0).fit(hub), folder)
+    >>> zoo, added = update_zoo(folder)
+    >>> added, zoo.node_ids, len(zoo.segments)
+    (['tiny'], ['thing', 'dark', 'light'], 1)
+    >>> update_zoo(folder)[1]          # nothing new: nothing written
+    []
+    """
+    if int(segment_size) < 1:
+        raise ValueError(f"segment_size must be a positive integer, got {segment_size}")
+    label_dir = Path(label_dir)
+    labeler = load_label_dir(label_dir, verbose=verbose)
+    sdag, labels = labeler.sdag, labeler.labels_
+    node_rows = np.flatnonzero(sdag.has_data_below)
+    zoo = _open_or_create(label_dir / ZOO_FOLDER, [sdag.node_ids[n] for n in node_rows])
+    stored = set(zoo.names)
+    _refuse_changed_experts(zoo, {name: labels[name] for name in labels if name in stored},
+                            node_rows)
+    added = [name for name in labels if name not in stored]
+    for start in range(0, len(added), int(segment_size)):
+        chunk = added[start:start + int(segment_size)]
+        zoo.append([(name, labels[name].probabilities[node_rows]) for name in chunk],
+                   verbose=verbose)
+    return zoo, added
+
+
+def _open_or_create(root, node_ids):
+    """The zoo at ``root``, created over ``node_ids`` if there is none; refused if it covers
+    other nodes."""
+    if not (root / MANIFEST).is_file():
+        return ZooStore.create(root, node_ids)
+    zoo = ZooStore(root)
+    if zoo.node_ids != node_ids:
+        raise ValueError(f"the zoo {str(root)!r} was built on another SDAG ({len(zoo.node_ids)} "
+                         f"labelled nodes, the label directory's SDAG has {len(node_ids)}"
+                         f"{'' if len(node_ids) != len(zoo.node_ids) else ' other ones'}): "
+                         "delete the folder and convert the directory again")
+    return zoo
+
+
+def _refuse_changed_experts(zoo, labels, node_rows):
+    """Raise when an expert in the zoo has another label in the directory now.
+
+    The stored rows of a few nodes spread over the SDAG are compared with what the
+    directory's label of that name would store: a different model gives different rows.
+    """
+    if not labels:
+        return
+    probe = np.unique(np.linspace(0, len(zoo.node_ids) - 1, _PROBE_NODES).round().astype(int))
+    index = {name: i for i, name in enumerate(zoo.names)}
+    stored = zoo.problems(probe, [index[name] for name in labels])
+    max_dense = zoo.manifest["max_dense_heads"]
+    for (name, label), columns in zip(labels.items(), stored):
+        expected = stored_probabilities(label.probabilities[node_rows[probe]], max_dense).T
+        expected = expected / expected.sum(axis=0)
+        # float16 rounding of a label recomputed elsewhere may differ by one unit in the last
+        # place; another model's rows differ by far more.
+        if columns.shape != expected.shape or not np.allclose(columns, expected, rtol=2**-9,
+                                                              atol=1e-6):
+            raise ValueError(
+                f"the zoo {str(zoo.root)!r} holds an expert {name!r} whose label differs from "
+                f"the label directory's ({columns.shape[0]} heads stored, {expected.shape[0]} "
+                "now): another model under that name? A zoo never replaces an expert: give the "
+                "new one another name, or delete the zoo folder and convert again")
