@@ -381,18 +381,32 @@ class _Segment:
 
     def problems(self, node_rows, local):
         """Per local expert, its decoded (n_heads, C) columns, each normalised to sum 1."""
-        rows = self.rows(node_rows)
-        problems = []
-        for i in local:
-            span = np.s_[:, self.column[i]:self.column[i] + self.width[i]]
-            if self.floor_column[i] < 0:
-                P = decode_rows(rows["dense"][span], None, None, self.n_heads[i])
-            else:
-                P = decode_rows(rows["sparse_values"][span], rows["sparse_heads"][span],
-                                rows["floor"][:, self.floor_column[i]], self.n_heads[i])
-            P = P.T
-            problems.append(P / P.sum(axis=0))
+        problems = [None] * len(local)
+        for positions, stack in self.stacks(node_rows, local):
+            for position, P in zip(positions, stack):
+                problems[position] = P
         return problems
+
+    def stacks(self, node_rows, local):
+        """The experts ``local`` as (positions in ``local``, (m, n_heads, C) array) per group of
+        experts stored alike (same head count, dense or not), decoded and normalised at once."""
+        rows = self.rows(node_rows)
+        local = np.asarray(local, dtype=np.int64)
+        groups = {}
+        for position, i in enumerate(local):
+            groups.setdefault((self.n_heads[i], self.floor_column[i] < 0), []).append(position)
+        for (n_heads, dense), positions in groups.items():
+            members = local[positions]
+            columns = self.column[members][:, None] + np.arange(self.width[members[0]])
+            if dense:
+                stack = rows["dense"][:, columns].astype(np.float64)     # (C, m, H)
+            else:
+                stack = np.repeat(rows["floor"][:, self.floor_column[members], None]
+                                  .astype(np.float64), n_heads, axis=2)
+                np.put_along_axis(stack, rows["sparse_heads"][:, columns].astype(np.int64),
+                                  rows["sparse_values"][:, columns].astype(np.float64), axis=2)
+            stack = np.ascontiguousarray(stack.transpose(1, 2, 0))           # (m, H, C)
+            yield np.array(positions), stack / stack.sum(axis=1, keepdims=True)
 
     def close(self):
         if self._h5 is not None:
