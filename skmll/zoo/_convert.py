@@ -82,24 +82,40 @@ def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
     labeler = load_label_dir(label_dir, verbose=verbose)
     sdag, labels = labeler.sdag, labeler.labels_
     node_rows = np.flatnonzero(sdag.has_data_below)
-    zoo = _open_or_create(label_dir / ZOO_FOLDER, [sdag.node_ids[n] for n in node_rows])
+    provenance = {"sdag_key": labeler.sdag_key_, "delta": float(labeler.delta_),
+                  "statistic": "probability"}
+    zoo = _open_or_create(label_dir / ZOO_FOLDER, [sdag.node_ids[n] for n in node_rows],
+                          provenance)
     stored = set(zoo.names)
     _refuse_changed_experts(zoo, {name: labels[name] for name in labels if name in stored},
                             node_rows)
     added = [name for name in labels if name not in stored]
     for start in range(0, len(added), int(segment_size)):
         chunk = added[start:start + int(segment_size)]
-        zoo.append([(name, labels[name].probabilities[node_rows]) for name in chunk],
-                   verbose=verbose)
+        zoo.append([(name, labels[name].probabilities[node_rows], _label_key(labels[name]))
+                    for name in chunk], verbose=verbose)
     return zoo, added
 
 
-def _open_or_create(root, node_ids):
+def _label_key(label):
+    """What identifies an expert's label across runs: its fingerprint ("" when it has none)."""
+    return label.expert_fingerprint or ""
+
+
+def _open_or_create(root, node_ids, provenance):
     """The zoo at ``root``, created over ``node_ids`` if there is none; refused if it covers
-    other nodes."""
+    other nodes or was mixed from another SDAG's images or with another delta."""
     if not (root / MANIFEST).is_file():
-        return ZooStore.create(root, node_ids)
+        return ZooStore.create(root, node_ids, provenance=provenance)
     zoo = ZooStore(root)
+    differs = {field: (zoo.manifest["provenance"].get(field), value)
+               for field, value in provenance.items()
+               if zoo.manifest["provenance"].get(field) not in (None, value)}
+    if differs:
+        listed = ", ".join(f"{field}: {there!r} there, {here!r} here"
+                           for field, (there, here) in differs.items())
+        raise ValueError(f"the zoo {str(root)!r} was built from other labels than the label "
+                         f"directory's ({listed}): delete the folder and convert again")
     if zoo.node_ids != node_ids:
         raise ValueError(f"the zoo {str(root)!r} was built on another SDAG ({len(zoo.node_ids)} "
                          f"labelled nodes, the label directory's SDAG has {len(node_ids)}"
@@ -111,11 +127,21 @@ def _open_or_create(root, node_ids):
 def _refuse_changed_experts(zoo, labels, node_rows):
     """Raise when an expert in the zoo has another label in the directory now.
 
-    The stored rows of a few nodes spread over the SDAG are compared with what the
-    directory's label of that name would store: a different model gives different rows.
+    Its key (the expert's fingerprint, which covers its weights and preprocessing) must be the
+    one stored; and the stored rows of a few nodes spread over the SDAG are compared with what
+    the directory's label of that name would store, so that an expert without a fingerprint
+    is checked too.
     """
     if not labels:
         return
+    stored_keys = dict(zip(zoo.names, zoo.keys))
+    for name, label in labels.items():
+        if stored_keys[name] and stored_keys[name] != _label_key(label):
+            raise ValueError(
+                f"the zoo {str(zoo.root)!r} holds an expert {name!r} with fingerprint "
+                f"{stored_keys[name]!r}; the label directory's has {_label_key(label)!r}: "
+                "another model under that name? A zoo never replaces an expert: give the new "
+                "one another name, or delete the zoo folder and convert again")
     probe = np.unique(np.linspace(0, len(zoo.node_ids) - 1, _PROBE_NODES).round().astype(int))
     index = {name: i for i, name in enumerate(zoo.names)}
     stored = zoo.problems(probe, [index[name] for name in labels])

@@ -74,6 +74,8 @@ class ZooStore:
         The SDAG nodes with images that every expert's rows cover, in row order.
     names : list of str
         Every expert, in zoo order (the hub order selection breaks ties by).
+    keys : list of str
+        Each expert's label key as given when appended ("" where none was).
     n_heads : int ndarray
         Each expert's number of heads.
 
@@ -94,8 +96,12 @@ class ZooStore:
         self.refresh()
 
     @classmethod
-    def create(cls, root, node_ids, *, max_dense=MAX_DENSE_HEADS):
-        """An empty zoo over ``node_ids`` (refuses a folder that holds one already)."""
+    def create(cls, root, node_ids, *, max_dense=MAX_DENSE_HEADS, provenance=None):
+        """An empty zoo over ``node_ids`` (refuses a folder that holds one already).
+
+        ``provenance`` (a JSON-able dict, e.g. the SDAG's key and Eq. 2's delta) is kept in
+        the manifest as ``zoo.manifest["provenance"]``, for writers to check against.
+        """
         root = Path(root)
         node_ids = [str(n) for n in node_ids]
         if len(set(node_ids)) != len(node_ids) or not node_ids:
@@ -104,7 +110,8 @@ class ZooStore:
             raise FileExistsError(f"{str(root)!r} holds a zoo already")
         manifest = {"format": FORMAT, "skmll": __version__, "statistic": "probability",
                     "max_dense_heads": int(max_dense), "node_ids": node_ids,
-                    "node_key": _node_key(node_ids), "segments": []}
+                    "node_key": _node_key(node_ids), "provenance": dict(provenance or {}),
+                    "segments": []}
         atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode())
         return cls(root)
 
@@ -130,6 +137,7 @@ class ZooStore:
             start += segment.n_experts
             self.segments.append(segment)
         self.names = [name for s in self.segments for name in s.names]
+        self.keys = [key for s in self.segments for key in s.keys]
         self.n_heads = np.concatenate([s.n_heads for s in self.segments] or [np.zeros(0, int)])
         return self
 
@@ -145,8 +153,10 @@ class ZooStore:
 
         Parameters
         ----------
-        experts : iterable of (str, array-like of shape (n_nodes, n_heads))
-            Each expert's name and probability rows on ``node_ids``, in that order.
+        experts : iterable of (str, array-like of shape (n_nodes, n_heads)[, str])
+            Each expert's name and probability rows on ``node_ids``, in that order, and
+            optionally a key that identifies its label (e.g. the expert's fingerprint), kept in
+            ``keys`` ("" when none is given).
         verbose : int, default=0
             Progress bar over the experts.
         """
@@ -165,7 +175,7 @@ class ZooStore:
 
         self.refresh()
         taken, encoded = set(self.names), []
-        for name, rows in tqdm(experts, disable=not verbose, desc="encode experts"):
+        for name, rows, *key in tqdm(experts, disable=not verbose, desc="encode experts"):
             name = str(name)
             if not name.strip():
                 raise ValueError(f"an expert needs a name; got {name!r}")
@@ -177,6 +187,7 @@ class ZooStore:
                 raise ValueError(f"expert {name!r}: rows must be (n_nodes={len(self.node_ids)}, "
                                  f"n_heads), got shape {rows.shape}")
             encoded.append(_encode_expert(name, rows, self.manifest["max_dense_heads"]))
+            encoded[-1]["key"] = str(key[0]) if key else ""
         return _write_segment(self.root, encoded, len(self.node_ids)) if encoded else None
 
     def add_segments(self, entries):
@@ -280,6 +291,8 @@ def _write_segment(root, encoded, n_nodes):
             file.attrs["n_nodes"] = n_nodes
             names = np.array([e["name"] for e in encoded], dtype=h5py.string_dtype())
             file.create_dataset("expert_name", data=names)
+            file.create_dataset("expert_key", data=np.array([e["key"] for e in encoded],
+                                                            dtype=h5py.string_dtype()))
             file.create_dataset("expert_heads", data=[e["n_heads"] for e in encoded])
             file.create_dataset("expert_column", data=column)
             file.create_dataset("expert_width", data=[e["values"].shape[1] for e in encoded])
@@ -310,8 +323,9 @@ class _Segment:
         self.n_experts = int(entry["n_experts"])
         self._h5 = None
         with self._open_checked() as file:
-            self.names = [n.decode() if isinstance(n, bytes) else str(n)
-                          for n in file["expert_name"][()]]
+            self.names, self.keys = ([n.decode() if isinstance(n, bytes) else str(n)
+                                      for n in file[field][()]]
+                                     for field in ("expert_name", "expert_key"))
             self.n_heads = file["expert_heads"][()].astype(np.int64)
             self.column = file["expert_column"][()].astype(np.int64)
             self.width = file["expert_width"][()].astype(np.int64)

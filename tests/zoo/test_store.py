@@ -317,3 +317,28 @@ def test_the_store_returns_exactly_the_stored_probabilities(tmp_path):
     for got, given in zip(columns, (widest, rows(7, 6, 3), rows(8, 200, 3))):
         expected = _normalised(given)[[2, 0]].T
         np.testing.assert_array_equal(got, expected)
+
+
+def test_changed_labels_are_refused_by_key_or_by_rows(tmp_path):
+    from types import SimpleNamespace
+
+    from skmll.zoo._convert import _refuse_changed_experts
+
+    rng = np.random.default_rng(4)
+    rows = rng.dirichlet(np.ones(6), size=20)
+    zoo = ZooStore.create(tmp_path, [f"spot{i}" for i in range(20)])
+    zoo.append([("keyed", rows, "fingerprint-1"), ("bare", rows)])
+    assert zoo.keys == ["fingerprint-1", ""]
+    same = SimpleNamespace(probabilities=rows, expert_fingerprint="fingerprint-1")
+    _refuse_changed_experts(zoo, {"keyed": same}, np.arange(20))       # unchanged: no error
+    other_key = SimpleNamespace(probabilities=rows, expert_fingerprint="fingerprint-2")
+    with pytest.raises(ValueError, match="'keyed' with fingerprint 'fingerprint-1'"):
+        _refuse_changed_experts(zoo, {"keyed": other_key}, np.arange(20))
+    # no fingerprint: the stored rows tell another model apart
+    _refuse_changed_experts(zoo, {"bare": SimpleNamespace(probabilities=rows,
+                                                          expert_fingerprint=None)},
+                            np.arange(20))
+    other_rows = SimpleNamespace(probabilities=rng.dirichlet(np.ones(6), size=20),
+                                 expert_fingerprint=None)
+    with pytest.raises(ValueError, match="'bare' whose label differs"):
+        _refuse_changed_experts(zoo, {"bare": other_rows}, np.arange(20))
