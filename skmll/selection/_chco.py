@@ -63,6 +63,8 @@ _LINE_SEARCH_ITER = 30
 _LINE_SEARCH_TOL = 1e-10
 # Sweeps in a row without a decrease of the objective after which a model has converged.
 _PATIENCE = 3
+# Bisection steps for the reach of a class in the shared-heads bound (from above: 2^-30).
+_BISECTIONS = 30
 
 
 def _as_matrix(values, name):
@@ -240,7 +242,14 @@ def chco_lower_bounds(score_list, *, probabilities=False):
     ``L_c >= -log(a) - log(1 - b)``; for a given ``a`` the smallest ``b`` in the box is a
     fractional knapsack (heads taken in decreasing order of ``p_hc / q_h``, ``q_h`` the head's
     mean probability on the other classes), a convex piecewise-linear function of ``a``. The
-    bound is the exact minimum of this one-dimensional convex function over ``a``. It lets a
+    bound is the exact minimum of this one-dimensional convex function over ``a``.
+
+    The second bound counts that the classes share the heads (each row of ``X`` sums to at
+    most 1) and that CHCO's solution costs at most the uniform combination's total loss (the
+    solver starts from it or from a better point and never increases the objective): an
+    expert whose columns look alike cannot give one class much without starving the others,
+    so its losses stay near the uniform ``2 log C - log(C - 1)``, above the first bound's
+    ``2 log 2`` (see ``_shared_heads_bounds``). The larger of the two is returned. They let a
     large hub rule out experts that cannot enter any class's top k without solving for them.
 
     Parameters
@@ -253,7 +262,8 @@ def chco_lower_bounds(score_list, *, probabilities=False):
     Returns
     -------
     ndarray of shape (n_models, n_classes)
-        ``0 <= bound <= L_c`` of any feasible combination of that model.
+        ``0 <= bound <= L_c`` of any feasible combination of that model whose total loss is
+        at most the uniform combination's (CHCO's solutions, :func:`chco_many`'s included).
 
     Examples
     --------
@@ -278,7 +288,12 @@ def chco_lower_bounds(score_list, *, probabilities=False):
 
 
 def _lower_bounds(P):
-    """``chco_lower_bounds`` for models of one shape: P (..., H, C) -> (..., C)."""
+    """``chco_lower_bounds`` for models of one shape: P (m, H, C) -> (m, C)."""
+    return np.maximum(_knapsack_bounds(P), _shared_heads_bounds(P))
+
+
+def _knapsack_bounds(P):
+    """The first bound of ``chco_lower_bounds``: P (..., H, C) -> (..., C)."""
     n_classes = P.shape[-1]
     if n_classes == 1:
         return np.zeros(P.shape[:-2] + (1,))   # every head for the only class: a = 1
@@ -299,6 +314,58 @@ def _lower_bounds(P):
         values = -np.log(a) - np.log1p(-np.minimum(b, 1.0))
     values[~(P > 0) | ~np.isfinite(values)] = np.inf
     return np.maximum(values.min(axis=-2), 0.0)
+
+def _gamma(a, t):
+    """``-log a - log(1 - max(0, a - t))``: the least loss of a class whose expected output on
+    itself is ``a`` when its columns are on average ``t`` apart (in total variation)."""
+    with np.errstate(divide="ignore"):
+        return -np.log(a) - np.log1p(-np.maximum(a - t, 0.0))
+
+
+def _shared_heads_bounds(P):
+    """The second bound of ``chco_lower_bounds``: P (m, H, C) -> (m, C).
+
+    Every head's row sums to at most 1 over the classes, so the classes share the heads:
+    ``sum_c a_c <= S = sum_h max_c P[h, c]`` with ``a_c = p_c . x_c``; and a solution's total
+    loss is at most the uniform combination's, ``U = C (2 log C - log(C - 1))``, which the
+    solver starts from or beats and only ever decreases. Per class, Jensen's inequality gives
+    ``L_c >= gamma(a_c, t_c)`` with ``t_c`` (bounded through the task's mean column) the mean
+    total-variation distance of ``p_c`` from the other columns. So feasible ``a`` satisfy
+    ``sum_c gamma(a_c, t_c) <= U`` and ``sum_c a_c <= S``; for any ``lam >= 0``, weighing the
+    second into the first bounds each ``a_c`` from above by the largest ``a`` with
+    ``gamma(a, t_c) + lam a <= U + lam S - sum_{c' != c} min_a' [gamma(a', t_c') + lam a']``
+    (found by bisection from above, so never understated). The bound is ``gamma`` at the
+    smallest such reach over a grid of ``lam``, or at ``gamma``'s own minimiser if that is
+    smaller. An expert whose columns all look alike cannot favour one class: its bound comes
+    close to the uniform loss ``2 log C - log(C - 1)`` (2.22 of 2.41 for C = 10), where the
+    first bound stays below ``2 log 2``.
+    """
+    n_models, n_heads, n_classes = P.shape
+    if n_classes < 2:
+        return np.zeros((n_models, n_classes))
+    spread = 0.5 * np.abs(P - P.mean(axis=2, keepdims=True)).sum(axis=1)           # (m, C)
+    t = np.minimum(spread + (spread.sum(axis=1, keepdims=True) - spread) / (n_classes - 1), 1)
+    shared = P.max(axis=2).sum(axis=1)[:, None, None]
+    total = n_classes * (2 * np.log(n_classes) - np.log(n_classes - 1)) * (1 + 1e-9) + 1e-9
+    lam = n_classes * np.concatenate([[0.0], 2.0 ** np.arange(-4, 4)])[None, None, :]
+    t3 = t[:, :, None]
+    # gamma(a) + lam a is convex with a kink at a = t; its minimiser is on one side of it
+    with np.errstate(divide="ignore"):
+        left = np.clip(1.0 / lam, 1e-300, np.maximum(t3, 1e-300))
+    right = np.clip(2 * (1 + t3) / (2 + lam * (1 + t3) + np.sqrt(4 + (lam * (1 + t3)) ** 2)),
+                    t3, 1.0)
+    left_value, right_value = _gamma(left, t3) + lam * left, _gamma(right, t3) + lam * right
+    low = np.where(left_value < right_value, left, right)
+    least = np.minimum(left_value, right_value)                                     # (m, C, L)
+    allowance = total + lam * shared - least.sum(axis=1, keepdims=True) + least
+    high = np.ones_like(low)
+    unlimited = _gamma(high, t3) + lam * high <= allowance
+    for _ in range(_BISECTIONS):
+        middle = 0.5 * (low + high)
+        fits = _gamma(middle, t3) + lam * middle <= allowance
+        low, high = np.where(fits, middle, low), np.where(fits, high, middle)
+    reach = np.where(unlimited, 1.0, high).min(axis=2)
+    return _gamma(np.minimum(reach, (1 + t) / 2), t)
 
 
 def _check_init(init, P):

@@ -324,7 +324,8 @@ class _Segment:
         self._h5 = None
         with self._open_checked() as file:
             self.names, self.keys = ([n.decode() if isinstance(n, bytes) else str(n)
-                                      for n in file[field][()]]
+                                      for n in file[field][()]] if field in file else
+                                     [""] * self.n_experts
                                      for field in ("expert_name", "expert_key"))
             self.n_heads = file["expert_heads"][()].astype(np.int64)
             self.column = file["expert_column"][()].astype(np.int64)

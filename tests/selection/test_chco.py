@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmll.selection import _chco
 from skmll.selection._chco import (
+    _knapsack_bounds,
     chco,
     chco_loss,
     chco_lower_bounds,
@@ -376,16 +377,39 @@ def _best_single_class_loss(P, c):
 @settings(max_examples=40, deadline=None)
 @given(score_matrices, st.integers(0, 2**32 - 1))
 def test_property_lower_bounds_hold_for_any_feasible_combination(scores, seed):
-    """Each class's bound is below the least loss that class can reach on its own (found by an
-    independent solver), hence below its loss in any feasible combination."""
-    bounds = chco_lower_bounds([scores])[0]
-    assert bounds.shape == (scores.shape[1],) and np.all(bounds >= 0)
+    """The knapsack bound is below the least loss each class can reach on its own (found by an
+    independent solver), hence below its loss in any feasible combination; the returned bound
+    (with the shared-heads one) is below the loss of every combination whose total is at most
+    the uniform combination's, CHCO's own solution among them."""
     P = head_class_probabilities(scores)
+    knapsack = _knapsack_bounds(P[None])[0]
     for c in range(scores.shape[1]):
-        assert bounds[c] <= _best_single_class_loss(P, c) + 1e-7 * max(1.0, bounds[c])
+        assert knapsack[c] <= _best_single_class_loss(P, c) + 1e-7 * max(1.0, knapsack[c])
+    bounds = chco_lower_bounds([scores])[0]
+    assert bounds.shape == (scores.shape[1],) and np.all(bounds >= knapsack - 1e-12)
+    _, losses = chco(scores, tol=1e-7)
+    assert np.all(bounds <= losses + 1e-9)
+    n_classes = P.shape[1]
+    uniform_total = n_classes * (2 * np.log(n_classes) - np.log(n_classes - 1)) \
+        if n_classes > 1 else 0.0
     rng = np.random.default_rng(seed)
-    for _ in range(5):
-        assert np.all(bounds <= _eq9_by_hand(scores, _random_feasible(rng, P.shape)) + 1e-9)
+    for _ in range(20):
+        combination = _random_feasible(rng, P.shape)
+        losses = _eq9_by_hand(scores, combination)
+        assert np.all(knapsack <= losses + 1e-9)
+        if losses.sum() <= uniform_total:
+            assert np.all(bounds <= losses + 1e-9)
+
+
+def test_shared_heads_bound_rules_out_an_expert_that_answers_every_class_alike():
+    """Columns all alike: the knapsack bound is 2 log 2, the loss the uniform one."""
+    for n_classes in (3, 10, 200):
+        scores = np.tile(np.log([0.1, 0.2, 0.3, 0.15, 0.25])[:, None], (1, n_classes))
+        uniform = 2 * np.log(n_classes) - np.log(n_classes - 1)
+        bounds = chco_lower_bounds([scores])[0]
+        assert _knapsack_bounds(head_class_probabilities(scores)[None])[0] == \
+            pytest.approx(np.full(n_classes, 2 * np.log(2)))
+        assert np.all(bounds <= uniform + 1e-9) and np.all(bounds >= 0.9 * uniform)
 
 
 def test_lower_bounds_are_tight_for_a_clean_expert_and_loose_for_noise():
