@@ -322,6 +322,14 @@ def _gamma(a, t):
         return -np.log(a) - np.log1p(-np.maximum(a - t, 0.0))
 
 
+def _mean_distances(P):
+    """Per class, a bound on the mean total-variation distance of its column from the others'
+    (through the task's mean column): P (m, H, C) -> (m, C)."""
+    n_classes = P.shape[-1]
+    spread = 0.5 * np.abs(P - P.mean(axis=2, keepdims=True)).sum(axis=1)
+    return np.minimum(spread + (spread.sum(axis=1, keepdims=True) - spread) / (n_classes - 1), 1)
+
+
 def _shared_heads_bounds(P):
     """The second bound of ``chco_lower_bounds``: P (m, H, C) -> (m, C).
 
@@ -343,8 +351,7 @@ def _shared_heads_bounds(P):
     n_models, n_heads, n_classes = P.shape
     if n_classes < 2:
         return np.zeros((n_models, n_classes))
-    spread = 0.5 * np.abs(P - P.mean(axis=2, keepdims=True)).sum(axis=1)           # (m, C)
-    t = np.minimum(spread + (spread.sum(axis=1, keepdims=True) - spread) / (n_classes - 1), 1)
+    t = _mean_distances(P)
     shared = P.max(axis=2).sum(axis=1)[:, None, None]
     total = n_classes * (2 * np.log(n_classes) - np.log(n_classes - 1)) * (1 + 1e-9) + 1e-9
     lam = n_classes * np.concatenate([[0.0], 2.0 ** np.arange(-4, 4)])[None, None, :]

@@ -17,9 +17,10 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..selection import Selection, select_predictors
-from ..selection._chco import _lower_bounds, chco_many
+from ..selection._chco import (_knapsack_bounds, _mean_distances, _shared_heads_bounds,
+                               chco_many)
 from ..selection._screen import _LOOSE_MAX_ITER, _LOOSE_TOL, TIGHT_TOL, warn_by_name
-from ._bound import dequantise, loss_bounds
+from ._bound import dequantise, loss_bounds, pair_bound
 
 _FIRST_PREFIX = 256
 
@@ -43,7 +44,8 @@ def search_zoo(zoo, task, *, k=2, beta=None, segments=None, first=_FIRST_PREFIX)
     segments : list of int or None, default=None
         Search these segments only (a shard; see :func:`search_zoo_sharded`).
     first : int, default=256
-        Entries read from each list in the first round; each round reads twice as many.
+        Entries of each class's list (over all segments) read in the first round; each round
+        reads twice as many.
 
     Returns
     -------
@@ -142,12 +144,16 @@ class _ThresholdSearch:
     def _read_lists(self):
         """Sorted access: the next prefix of every open list; random access for new experts."""
         new = []
+        total = self.n_experts.sum()
         for s, segment in enumerate(self.segments):
+            # each segment's share of the round's prefix, so that a class reads about
+            # ``step`` entries of the zoo's merged list, whatever the number of segments
+            share = max(16, -(-self.step * segment.n_experts // total))
             for c, row in enumerate(self.node_rows):
                 start = self.cursor[s, c]
                 if start >= segment.n_experts:
                     continue
-                ids, d = segment.lists(row, start, start + self.step)
+                ids, d = segment.lists(row, start, start + share)
                 self.cursor[s, c] += len(ids)
                 self.ceiling[s, c] = dequantise(d[-1])
                 new.append(self.starts[s] + ids)
@@ -157,11 +163,11 @@ class _ThresholdSearch:
         if not len(new):
             return
         self.met[new] = True
+        threshold = self._threshold()
         for s, segment in enumerate(self.segments):
             mine = new[(new >= self.starts[s]) & (new < self.starts[s] + segment.n_experts)]
             for positions, stack in segment.stacks(self.node_rows, mine - self.starts[s]):
-                # chco_lower_bounds, for experts stored alike at once (no per-expert step)
-                self.bounds[mine[positions]] = _lower_bounds(stack)
+                self.bounds[mine[positions]] = _cascaded_bounds(stack, threshold)
 
     def _solve_open(self):
         """Solve (loosely), in rounds, the met experts whose bound does not rule them out."""
@@ -218,6 +224,26 @@ class _ThresholdSearch:
         reopened = (self.met & np.isinf(self.losses).all(axis=1)
                     & (self.bounds <= self._threshold()).any(axis=1))
         return not reopened.any() and self._stops()
+
+
+def _cascaded_bounds(stack, threshold):
+    """chco_lower_bounds of experts stored alike, cheapest bound first: each costlier one only
+    for the experts the cheaper ones leave open (a bound > threshold rules an expert out).
+
+    First ``g(t_c)``, with ``t_c`` at least column c's mean distance from the others: as ``g`` is
+    convex and decreasing, ``L_c >= mean_c' g(t_cc') >= g(mean_c' t_cc') >= g(t_c)`` (the
+    shared-heads bound is never below it); then the shared-heads bound; then the knapsack
+    bound, which sorts every column's heads.
+    """
+    if stack.shape[-1] < 2:
+        return np.zeros(stack.shape[::2])
+    bounds = pair_bound(_mean_distances(stack))
+    for bound in (_shared_heads_bounds, _knapsack_bounds):
+        open_ = (bounds <= threshold).any(axis=1)
+        if not open_.any():
+            break
+        bounds[open_] = np.maximum(bounds[open_], bound(stack[open_]))
+    return bounds
 
 
 def _smallest(values, n):
