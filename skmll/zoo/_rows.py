@@ -1,26 +1,32 @@
 """How a label's node rows are kept for search: the stored precision, and its exact decoding.
 
 A label's probability row on one node is a distribution over the expert's heads (the mixed mean
-of its softmax outputs, Eq. 2). Rows are stored in float16 (relative rounding 2^-11). An expert
-with at most ``max_dense`` heads keeps every entry; a wider one keeps, per node, its
-``max_dense`` largest entries and one ``floor``, the mean of the rest (its mass spread evenly
-over the heads not kept), so that a 21,843-head expert costs what a 64-head one does. Search
-reads rows through :func:`decode_rows` only: the losses it ranks and the bounds it prunes with
-are those of the decoded rows, so pruning stays exact whatever the precision.
+of its softmax outputs, Eq. 2). Rows are stored in float16 (relative rounding 2^-11), every
+head of every expert by default: measured, this selects exactly what full precision selects
+(``results/zoo/precision.md``). A zoo created with ``max_dense`` trades that for disk: an expert
+with more heads keeps, per node, its ``max_dense`` largest entries and one ``floor``, the mean
+of the rest (its mass spread evenly over the heads not kept), so that a 21,843-head expert
+costs what a ``max_dense``-head one does, but selections then differ from full precision's
+(13% of the world's with 64). Search reads rows through :func:`decode_rows` only: the losses
+it ranks and the bounds it prunes with are those of the decoded rows, so pruning stays exact
+whatever the precision.
 """
 
 import numpy as np
 
-MAX_DENSE_HEADS = 64
-"""Widest expert whose rows are stored whole; wider ones keep this many entries per row."""
 
-
-def encode_rows(probabilities, max_dense=MAX_DENSE_HEADS):
+def encode_rows(probabilities, max_dense=None):
     """Encode one expert's (n_nodes, n_heads) probability rows.
+
+    Parameters
+    ----------
+    probabilities : array-like of shape (n_nodes, n_heads)
+    max_dense : int or None, default=None
+        Keep every head (None), or only this many entries per row of a wider expert.
 
     Returns
     -------
-    values : float16 ndarray of shape (n_nodes, min(n_heads, max_dense))
+    values : float16 ndarray of shape (n_nodes, n_heads), or (n_nodes, max_dense) when wider
     heads : uint16 or uint32 ndarray of the same shape, or None (dense: every head, in order)
     floor : float32 ndarray of shape (n_nodes,), or None (dense)
     """
@@ -30,7 +36,7 @@ def encode_rows(probabilities, max_dense=MAX_DENSE_HEADS):
     if not np.all(np.isfinite(P)) or (P < 0).any():
         raise ValueError("probability rows must be finite and non-negative")
     n_heads = P.shape[1]
-    if n_heads <= max_dense:
+    if max_dense is None or n_heads <= max_dense:
         return P.astype(np.float16), None, None
     heads = np.argpartition(-P, max_dense - 1, axis=1)[:, :max_dense]
     heads.sort(axis=1)
@@ -51,7 +57,7 @@ def decode_rows(values, heads, floor, n_heads):
     return rows
 
 
-def stored_probabilities(probabilities, max_dense=MAX_DENSE_HEADS):
+def stored_probabilities(probabilities, max_dense=None):
     """What search sees of ``probabilities`` once stored: ``decode_rows(encode_rows(...))``.
 
     Examples

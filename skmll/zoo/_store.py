@@ -8,9 +8,10 @@ Layout (a folder, ``zoo/`` inside a label directory when converted from one)::
 
 A segment holds the experts of one append. Its arrays are node-major, so that a task reads its
 classes' rows and nothing else: ``dense`` (nodes x columns, float16) holds the rows of experts
-with at most ``MAX_DENSE_HEADS`` heads, ``sparse_values``/``sparse_heads``/``floor`` those of
-wider ones (see :mod:`._rows`); ``index_order``/``index_d`` list, per node, the segment's
-experts by decreasing responsiveness (see :mod:`._bound`). Every array is chunked by node (and
+whose every head is kept (all of them, by default), ``sparse_values``/``sparse_heads``/``floor``
+those of wider ones in a zoo created with ``max_dense`` (see :mod:`._rows`);
+``index_order``/``index_d`` list, per node, the segment's experts by decreasing
+responsiveness (see :mod:`._bound`). Every array is chunked by node (and
 by 2^16 columns), shuffled and gzip-compressed: built-in HDF5 filters only, readable by any
 HDF5 library.
 
@@ -38,7 +39,7 @@ import numpy as np
 from .._version import __version__
 from ..utils import atomic_write_bytes
 from ._bound import quantise_up, responsiveness
-from ._rows import MAX_DENSE_HEADS, decode_rows, encode_rows
+from ._rows import decode_rows, encode_rows
 
 FORMAT = 1
 MANIFEST = "zoo.json"
@@ -96,11 +97,14 @@ class ZooStore:
         self.refresh()
 
     @classmethod
-    def create(cls, root, node_ids, *, max_dense=MAX_DENSE_HEADS, provenance=None):
+    def create(cls, root, node_ids, *, max_dense=None, provenance=None):
         """An empty zoo over ``node_ids`` (refuses a folder that holds one already).
 
-        ``provenance`` (a JSON-able dict, e.g. the SDAG's key and Eq. 2's delta) is kept in
-        the manifest as ``zoo.manifest["provenance"]``, for writers to check against.
+        ``max_dense`` (None: every head) is the most heads an expert's rows keep whole; a wider
+        expert keeps that many entries per node and a floor (:func:`encode_rows`: less disk,
+        selections no longer those of full precision). ``provenance`` (a JSON-able dict, e.g.
+        the SDAG's key and Eq. 2's delta) is kept in the manifest as
+        ``zoo.manifest["provenance"]``, for writers to check against.
         """
         root = Path(root)
         node_ids = [str(n) for n in node_ids]
@@ -109,7 +113,7 @@ class ZooStore:
         if (root / MANIFEST).exists():
             raise FileExistsError(f"{str(root)!r} holds a zoo already")
         manifest = {"format": FORMAT, "skmll": __version__, "statistic": "probability",
-                    "max_dense_heads": int(max_dense), "node_ids": node_ids,
+                    "max_dense_heads": None if max_dense is None else int(max_dense), "node_ids": node_ids,
                     "node_key": _node_key(node_ids), "provenance": dict(provenance or {}),
                     "segments": []}
         atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode())
