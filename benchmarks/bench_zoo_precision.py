@@ -167,7 +167,7 @@ def top(task_picks, k):
 def agreement_row(key, part):
     identical, same_set, loss_gap = part
     return {**key, "pairs": len(identical), "identical": float(identical.mean()),
-            "same set": float(same_set.mean()), "max |dL|": f"{loss_gap.max():.1e}"}
+            "same set": float(same_set.mean()), "max abs dL": f"{loss_gap.max():.1e}"}
 
 
 def _width(max_dense):
@@ -255,7 +255,7 @@ def agreement_report(sources, args, report):
                       f"{CLASS_COUNTS} classes, about {args.pairs} (task, class) pairs per "
                       f"class count, each at k = {KS} (k < {max(KS)}: the top k of the "
                       f"k = {max(KS)} selection); pairs counts every k. Identical: the same "
-                      "experts in the same order; max |dL|: the largest difference of the "
+                      "experts in the same order; max abs dL: the largest difference of the "
                       "selected losses rank by rank. Disk: a ZooStore "
                       "segment (gzip) per expert, narrow and wide experts apart.\n")
         report.append(markdown(pooled, list(pooled[0])))
@@ -318,7 +318,7 @@ def part2(bench, args, report):
             scores = [evaluate(full, task), evaluate(mine, task)]
             row = {"task": task.name, "images": len(task.truth),
                    "Acc(a) full": scores[0]["acc_all"], "Acc(a) stored": scores[1]["acc_all"],
-                   "|dAcc(a)|": abs(scores[0]["acc_all"] - scores[1]["acc_all"]),
+                   "abs dAcc(a)": abs(scores[0]["acc_all"] - scores[1]["acc_all"]),
                    "same experts": "yes" if same_experts(full, mine) else "no"}
             if mine.reuse == "profile":   # profiles are read from the labels at predict time
                 search_only = StoredSearchMLL(task.names, bench.labeler, k=2,
@@ -327,18 +327,18 @@ def part2(bench, args, report):
                 search_only.search_labels = stored.labeler.labels_
                 accuracy = evaluate(search_only, task)["acc_all"]
                 row.update({"Acc(a) stored search, full profiles": accuracy,
-                            "|dAcc(a)| search only": abs(scores[0]["acc_all"] - accuracy)})
+                            "abs dAcc(a) search only": abs(scores[0]["acc_all"] - accuracy)})
             rows.append(row)
             print(row, flush=True)
         means = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]
                  if key not in ("task", "images", "same experts")}
         same = sum(r["same experts"] == "yes" for r in rows)
         rows.append({"task": "mean", "images": "", **means, "same experts": f"{same}/{len(rows)}"})
-        largest = max(r["|dAcc(a)|"] for r in rows[:-1])
+        largest = max(r["abs dAcc(a)"] for r in rows[:-1])
         report.append(f"\n## Table 1, {method}: held-out tasks and images, k = 2, stored labels "
                       f"at max_dense = {MAX_DENSE_HEADS} beside full precision\n")
         report.append(markdown(rows, list(rows[0])))
-        report.append(f"\nmax |dAcc(a)| over tasks: {largest:.4f}; |d mean Acc(a)|: "
+        report.append(f"\nmax abs dAcc(a) over tasks: {largest:.4f}; abs d mean Acc(a): "
                       f"{abs(means['Acc(a) full'] - means['Acc(a) stored']):.4f}.")
         print(f"table 1, {method} done ({time.perf_counter() - args.begin:.0f} s)", flush=True)
 
