@@ -46,11 +46,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmll import MLLZeroShotClassifier
 from skmll.selection import TaskMatch, select_experts
-from skmll.zoo import MAX_DENSE_HEADS, ZooStore, stored_probabilities
+from skmll.zoo import ZooStore, stored_probabilities
 
 CLASS_COUNTS = (2, 5, 10, 20)
 KS = (1, 2, 3)
-ALL_HEADS = None   # a max_dense that keeps every head: float16 rounding alone
+ALL_HEADS = None   # a max_dense that keeps every head: float16 rounding alone (the default)
+COMPACT = 64       # the compact width whose re-ranking recall and agreement are reported
 MAX_DENSE_CHOICES = (16, 32, 64, 128, ALL_HEADS)
 SYNTHETIC_HEADS = (3, 10, 40, 100, 300, 1000, 2000)   # drawn uniformly per synthetic expert
 DEVELOPMENT_CHOICES = (16, 64, ALL_HEADS)   # each a full MLL run on the development tasks
@@ -140,12 +141,12 @@ def measure_agreement(labels, node_ids, n_pairs, seed):
 
 def rerank_recall(labels, node_ids, n_pairs, seed, depth=4):
     """How often each class's full-precision top k lies within its top ``depth * k`` on stored
-    rows (max_dense = MAX_DENSE_HEADS): then re-ranking that many contenders per class on
+    rows (max_dense = COMPACT): then re-ranking that many contenders per class on
     full-precision labels gives the full-precision selection exactly. Same draws as
     :func:`measure_agreement`."""
     rng = np.random.default_rng(seed)
     labelled = np.flatnonzero(~np.isnan(next(iter(labels.values())).probabilities[:, 0]))
-    stored = stored_labels(labels, MAX_DENSE_HEADS)
+    stored = stored_labels(labels, COMPACT)
     rows = []
     for C in CLASS_COUNTS:
         tasks = random_node_tasks(rng, labelled, node_ids, C, -(-n_pairs // C))
@@ -223,7 +224,7 @@ def rerank(bench, args, report):
                                  list(bench.sdag.node_ids)),
                                 ("synthetic", synthetic, node_ids)):
         rows = rerank_recall(labels, ids, args.pairs, args.seed)
-        report.append(f"\n## Re-ranking recall, {source}, max_dense = {MAX_DENSE_HEADS}\n")
+        report.append(f"\n## Re-ranking recall, {source}, max_dense = {COMPACT}\n")
         report.append(markdown(rows, list(rows[0])))
 
 
@@ -250,8 +251,8 @@ def agreement_report(sources, args, report):
                         "bytes/expert, > 128 heads": round(wide)})
         report.append(f"\n## Top-k agreement, {source}\n\n{len(rows)} experts (heads: min "
                       f"{widths[0]}, median {widths[len(widths) // 2]}, max {widths[-1]}; "
-                      f"{sum(w > MAX_DENSE_HEADS for w in widths)} with more than "
-                      f"{MAX_DENSE_HEADS}) on {len(zoo_ids)} nodes; random tasks of "
+                      f"{sum(w > COMPACT for w in widths)} with more than "
+                      f"{COMPACT}) on {len(zoo_ids)} nodes; random tasks of "
                       f"{CLASS_COUNTS} classes, about {args.pairs} (task, class) pairs per "
                       f"class count, each at k = {KS} (k < {max(KS)}: the top k of the "
                       f"k = {max(KS)} selection); pairs counts every k. Identical: the same "
@@ -259,8 +260,8 @@ def agreement_report(sources, args, report):
                       "selected losses rank by rank. Disk: a ZooStore "
                       "segment (gzip) per expert, narrow and wide experts apart.\n")
         report.append(markdown(pooled, list(pooled[0])))
-        chosen = [r for r in detail if r["max_dense"] == MAX_DENSE_HEADS]
-        report.append(f"\nmax_dense = {MAX_DENSE_HEADS} by class count and k:\n")
+        chosen = [r for r in detail if r["max_dense"] == COMPACT]
+        report.append(f"\nmax_dense = {COMPACT} by class count and k:\n")
         report.append(markdown(chosen, list(chosen[0])))
         print(f"agreement on {source} done ({time.perf_counter() - args.begin:.0f} s)",
               flush=True)
@@ -308,7 +309,7 @@ def part2(bench, args, report):
              for name, classes in reported_tasks(quick=args.quick).items()
              if not args.table1_tasks or name in args.table1_tasks]
     stored = argparse.Namespace(**{**vars(bench), "labeler": stored_labeler(bench.labeler,
-                                                                            MAX_DENSE_HEADS)})
+                                                                            args.max_dense)})
     full_methods = table1_methods(bench, args.cache_dir)
     stored_methods = table1_methods(stored, args.cache_dir)
     for method in TABLE1_MLL[:2 if args.paper_reuse else 1]:
@@ -336,7 +337,7 @@ def part2(bench, args, report):
         rows.append({"task": "mean", "images": "", **means, "same experts": f"{same}/{len(rows)}"})
         largest = max(r["abs dAcc(a)"] for r in rows[:-1])
         report.append(f"\n## Table 1, {method}: held-out tasks and images, k = 2, stored labels "
-                      f"at max_dense = {MAX_DENSE_HEADS} beside full precision\n")
+                      f"at max_dense = {_width(args.max_dense)} beside full precision\n")
         report.append(markdown(rows, list(rows[0])))
         report.append(f"\nmax abs dAcc(a) over tasks: {largest:.4f}; abs d mean Acc(a): "
                       f"{abs(means['Acc(a) full'] - means['Acc(a) stored']):.4f}.")
@@ -363,6 +364,9 @@ def main():
     parser.add_argument("--table1-tasks", nargs="+", default=None,
                         help="Table 1 on these held-out tasks only (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-dense", type=int, default=ALL_HEADS,
+                        help="Table 1's stored labels: widest expert kept whole (default: every "
+                             "head, as a zoo stores them)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 pairs per class "
                         "count, 20 synthetic experts, 200 held-out Fashion images, the quick "
                         "task list")
@@ -380,6 +384,7 @@ def main():
                f"--synthetic-nodes {args.synthetic_nodes} --seed {args.seed}")
                + (" --paper-reuse" if args.paper_reuse else "")
                + (" --table1-tasks " + " ".join(args.table1_tasks) if args.table1_tasks else "")
+               + ("" if args.max_dense is ALL_HEADS else f" --max-dense {args.max_dense}")
                + ("" if args.parts == list(PARTS) else " --parts " + " ".join(args.parts)))
     report = [f"Command: `{command}`.\n"]
     with warnings.catch_warnings():
@@ -389,7 +394,8 @@ def main():
         for part in args.parts:
             PARTS[part](bench, args, report)
     report.append(f"\nTotal time {time.perf_counter() - args.begin:.0f} s.")
-    name = "precision" + ("" if args.parts == list(PARTS) else "-" + "-".join(args.parts))
+    name = "precision" + ("" if args.parts == list(PARTS) else "-" + "-".join(args.parts)) \
+        + ("" if args.max_dense is ALL_HEADS else f"-max-dense-{args.max_dense}")
     (out / f"{name}.md").write_text("\n".join(report) + "\n")
     print("\n".join(report))
 
