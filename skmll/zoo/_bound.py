@@ -43,11 +43,25 @@ def responsiveness(rows):
     """``d_n`` of every node: rows (n_nodes, n_heads) of head distributions -> (n_nodes,).
 
     Rows are normalised to sum 1 first, as CHCO's columns are.
+
+    Examples
+    --------
+    >>> responsiveness(np.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])).round(2)
+    array([0. , 0. , 0.4])
     """
     P = np.asarray(rows, dtype=np.float64)
-    P = P / P.sum(axis=1, keepdims=True)
-    reference = np.median(P, axis=0)
-    return 0.5 * np.abs(P - reference).sum(axis=1)
+    return block_responsiveness([P], P.sum(axis=1))
+
+
+def block_responsiveness(blocks, sums):
+    """:func:`responsiveness` from the rows' head blocks (any iterable of (n_nodes, w) arrays
+    covering the heads in order) and their sums: the median and the distance add up over
+    heads, so no more than one block is ever normalised at once."""
+    distance = np.zeros(len(sums))
+    for block in blocks:
+        block = block / sums[:, None]
+        distance += np.abs(block - np.median(block, axis=0)).sum(axis=1)
+    return 0.5 * distance
 
 
 def quantise_up(d):

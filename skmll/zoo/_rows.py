@@ -70,3 +70,17 @@ def stored_probabilities(probabilities, max_dense=None):
     """
     P = np.asarray(probabilities)
     return decode_rows(*encode_rows(P, max_dense), P.shape[1])
+
+
+def decoded_blocks(values, heads, floor, n_heads, width=512):
+    """``decode_rows`` a block of heads at a time: yields (n_rows, <= width) float64 arrays, in
+    head order, so that a 21,843-head expert's rows are never all in float64 at once."""
+    for start in range(0, n_heads, width):
+        stop = min(start + width, n_heads)
+        if heads is None:
+            yield np.asarray(values[:, start:stop], dtype=np.float64)
+            continue
+        block = np.repeat(np.asarray(floor, dtype=np.float64)[:, None], stop - start, axis=1)
+        rows, columns = np.nonzero((heads >= start) & (heads < stop))
+        block[rows, heads[rows, columns].astype(np.int64) - start] = values[rows, columns]
+        yield block

@@ -38,8 +38,8 @@ import numpy as np
 
 from .._version import __version__
 from ..utils import atomic_write_bytes
-from ._bound import quantise_up, responsiveness
-from ._rows import decode_rows, encode_rows
+from ._bound import block_responsiveness, quantise_up
+from ._rows import decoded_blocks, encode_rows
 
 FORMAT = 1
 MANIFEST = "zoo.json"
@@ -248,13 +248,16 @@ def _encode_expert(name, rows, max_dense):
         values, heads, floor = encode_rows(rows, max_dense)
     except ValueError as error:
         raise ValueError(f"expert {name!r}: {error}") from None
-    decoded = decode_rows(values, heads, floor, rows.shape[1])
-    sums = decoded.sum(axis=1)
+    n_heads = rows.shape[1]
+    sums = values.sum(axis=1, dtype=np.float64)
+    if heads is not None:
+        sums += floor.astype(np.float64) * (n_heads - values.shape[1])
     if not np.all(sums > 0):
         raise ValueError(f"expert {name!r}: a row has no probability mass once stored in "
                          f"float16 (node rows {np.flatnonzero(sums <= 0)[:5].tolist()})")
-    return {"name": name, "n_heads": rows.shape[1], "values": values, "heads": heads,
-            "floor": floor, "d": quantise_up(responsiveness(decoded))}
+    d = block_responsiveness(decoded_blocks(values, heads, floor, n_heads), sums)
+    return {"name": name, "n_heads": n_heads, "values": values, "heads": heads,
+            "floor": floor, "d": quantise_up(d)}
 
 
 def _dataset(file, name, data):
@@ -285,7 +288,9 @@ def _write_segment(root, encoded, n_nodes):
             np.zeros((n_nodes, width), dtype)
 
     d = np.stack([e["d"] for e in encoded], axis=1)             # (nodes, experts)
-    order = np.argsort(-d.astype(np.int16), axis=1, kind="stable").astype(np.uint32)
+    # expert ids within the segment: two bytes each where they fit
+    order = np.argsort(-d.astype(np.int16), axis=1, kind="stable").astype(
+        np.uint16 if len(encoded) <= 2**16 else np.uint32)
     folder = Path(root) / SEGMENTS
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{secrets.token_hex(8)}.h5.tmp"
