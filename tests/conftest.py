@@ -111,3 +111,13 @@ def digit_sdag(digit_splits, wordnet):
     from skmll.semantic_graph import SemanticDAG
 
     return SemanticDAG.from_wordnet(digit_splits.reference, wordnet=wordnet)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A local Dask cluster of two single-threaded worker processes (tests of distribution)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

@@ -21,14 +21,6 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
-@pytest.fixture(scope="module")
 def digit_tree(digit_splits):
     return SemanticDAG(["digit"] + list(digit_splits.reference),
                        edges=[("digit", node) for node in digit_splits.reference],

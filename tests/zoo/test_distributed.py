@@ -38,14 +38,6 @@ def assert_same(found, expected):
             assert weights.shape == expected_weights.shape
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 def test_dask_builds_and_searches_as_one_process(client, tmp_path):
     serial = ZooStore.create(tmp_path / "serial", [f"spot-{i}" for i in range(N_NODES)])
     for batch in batches(0):
