@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/bench_zoo_scale.py [--sizes 1000 10000 100000] [--tasks 3]
         [--root /work/zoo-bench] [--out results/zoo] [--quick]
+    python benchmarks/bench_zoo_scale.py --measure ZOO CLASSES SEED search --profile SECONDS
 """
 
 import argparse
@@ -72,7 +73,7 @@ def heads_responding(rows):
 
     Examples
     --------
-    >>> heads_responding(np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.5, 0.5]]))
+    >>> heads_responding(np.array([[0.9, 0.1], [0.2, 0.8], [0.25, 0.75], [0.5, 0.5]]))
     array([1, 2])
     """
     P = np.asarray(rows, float)
@@ -329,6 +330,33 @@ def measure(folder, n_classes, seed, mode, k):
                 picks={c: [name for name, _, _ in selection.experts[c]] for c in task.classes})
 
 
+def profile_search(folder, n_classes, seed, k, seconds):
+    """cProfile of one search, stopped after ``seconds`` if it runs that long: where time
+    goes (printed, 25 lines by cumulative time)."""
+    import cProfile
+    import pstats
+    import signal
+
+    record = json.loads(Path(f"{folder}.json").read_text())
+    zoo = ZooStore(folder)
+    task = random_task(zoo.node_ids, record["image_nodes"], n_classes, seed)
+
+    def stop(signum, frame):
+        raise TimeoutError
+    signal.signal(signal.SIGALRM, stop)
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    signal.alarm(seconds)
+    try:
+        profile.runcall(search_zoo, zoo, task, k=k)
+        outcome = "finished"
+    except TimeoutError:
+        outcome = "stopped"
+    signal.alarm(0)
+    print(f"{outcome} after {time.perf_counter() - start:.1f} s; peak {_peak_mib():.0f} MiB")
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+
+
 def _peak_mib():
     """This process's peak resident memory (VmHWM). Not getrusage's maxrss: Linux keeps that
     across fork and exec, so a child of the builder would report the builder's peak."""
@@ -406,14 +434,19 @@ def fits(zoo, mode, n_classes):
 def benchmark_size(folder, class_counts, n_tasks, k, timeout, modes):
     """Every task's measurements on one zoo: list of dicts (one per task and mode)."""
     zoo = ZooStore(folder)
-    rows = []
+    rows, too_slow = [], {}
     for n_classes in class_counts:
         for seed in range(n_tasks):
             found = {}
             for mode in modes:
-                reason = fits(zoo, mode, n_classes)
+                slow = too_slow.get(mode)
+                reason = fits(zoo, mode, n_classes) or (slow[1] if slow and slow[0] < n_classes
+                                                        else None)
                 result = {"status": f"skipped: {reason}"} if reason else run_measurement(
                     folder, n_classes, seed, mode, k, timeout)
+                if result["status"].startswith("over"):
+                    # a larger task would only take longer
+                    too_slow[mode] = (n_classes, f"{result['status']} at {n_classes} classes")
                 found[mode] = result
                 agree = ""
                 if mode != "search" and "picks" in result and "picks" in found["search"]:
@@ -425,8 +458,6 @@ def benchmark_size(folder, class_counts, n_tasks, k, timeout, modes):
                              "read": result.get("read"), "solved": result.get("solved"),
                              "same_as_search": agree})
                 print(_row_text(rows[-1]), flush=True)
-            if found["search"]["status"] != "ok":
-                break     # the larger tasks of this class count will not fit either
     return rows
 
 
@@ -444,7 +475,7 @@ def _fmt(value, digits=2):
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def write_results(out, command):
+def write_results(out):
     """results/zoo/scale.md and scale.csv from every size's stored record."""
     records = sorted((json.loads(p.read_text()) for p in out.glob("scale-*.json")),
                      key=lambda r: r["build"]["n_experts"])
@@ -474,6 +505,7 @@ def write_results(out, command):
                   f"disk {build['disk_bytes'] / 2**30:.2f} GiB "
                   f"({build['disk_bytes'] / n / 2**10:.0f} KiB per expert, "
                   f"{build['disk_bytes'] / n * 100_000 / 2**30:.1f} GiB for 100,000 such).", "",
+                  *summary_lines(record["rows"]), "",
                   "| classes | task | mode | status | seconds | peak MiB | open MiB | experts read"
                   " | solved | same |", "|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['classes']} | {r['task']} | {r['mode']} | {r['status']} | "
@@ -482,6 +514,36 @@ def write_results(out, command):
                   for r in record["rows"]]
         lines.append("")
     (out / "scale.md").write_text("\n".join(lines))
+
+
+def summary_lines(rows):
+    """Per task size: median seconds and largest peak of each mode, search's share of experts
+    read and solved, and how many tasks gave the same picks as search (also printed)."""
+    lines = ["| classes | mode | tasks done | median s | / search's | max peak MiB | median read "
+             "| median solved | same as search |", "|---|---|---|---|---|---|---|---|---|"]
+    for n_classes in sorted({r["classes"] for r in rows}):
+        for mode in ("search", "exhaustive", "today"):
+            mine = [r for r in rows if r["classes"] == n_classes and r["mode"] == mode]
+            done = [r for r in mine if r["status"] == "ok"]
+            if not mine:
+                continue
+            if mode == "search":
+                search_s = [r["seconds"] for r in done]
+            ratio = f"{np.median([r['seconds'] for r in done]) / np.median(search_s):.2f}" \
+                if done and search_s else ""
+            same = [r["same_as_search"] for r in done if r["same_as_search"] != ""]
+            lines.append(
+                f"| {n_classes} | {mode} | {len(done)}/{len(mine)} | "
+                f"{_median(done, 'seconds')} | {ratio} | {_median(done, 'peak_mib', max)} | "
+                f"{_median(done, 'read')} | {_median(done, 'solved')} | "
+                f"{f'{sum(same)}/{len(same)}' if same else ''} |")
+            print(lines[-1])
+    return lines
+
+
+def _median(rows, key, how=np.median):
+    values = [r[key] for r in rows if r[key] is not None]
+    return f"{how(values):.1f}" if values else ""
 
 
 def write_structure(out, per_expert, groups, models, graph):
@@ -507,13 +569,25 @@ def write_structure(out, per_expert, groups, models, graph):
               "strength at each head's nodes, ancestors lifted by "
               f"{ANCESTOR_DECAY} per edge up; softmax):", ""]
     lines += [f"- {group}: bias {m['bias']:.2f} and noise {m['noise']:.2f} match the median "
-              "top-1 and the median d; strength {m['strength']:.2f} matches the median of "
-              "each expert's largest d; extra nodes per head Poisson({m['extra_nodes']:.1f}) "
-              "from the median nodes/head minus one." for group, m in models.items()]
+              f"top-1 and the median d; strength {m['strength']:.2f} matches the median of "
+              f"each expert's largest d; extra nodes per head Poisson({m['extra_nodes']:.1f}) "
+              "from the median nodes/head minus one (the world's count includes ancestors, "
+              "which the model lifts as well: it errs towards more responsive nodes)."
+              for group, m in models.items()]
+    lines += ["", "The model's experts on the zoo's node set (medians over a few drawn):", "",
+              "| group | heads | d median | d p90 | d max | top-1 median | nodes/head |",
+              "|---|---|---|---|---|---|---|"]
+    for group, model in models.items():
+        heads = int(np.median(groups[group]["heads"]))
+        drawn = [expert_statistics(expert_rows(np.random.default_rng(i), heads, model, graph))
+                 for i in range(5)]
+        lines.append(f"| {group} | {heads} | " + " | ".join(
+            f"{np.median([d[key] for d in drawn]):.3f}" for key in
+            ("d_median", "d_p90", "d_max", "top_median", "nodes_per_head")) + " |")
     lines += [f"- Specialists' heads: drawn from the world's specialists' head counts "
               f"{groups['specialist']['heads']}.",
               f"- Generalists: {WIDE_HEADS[0]:,}-head experts are {WIDE_SHARES[0]:.2%} of a zoo "
-              f"and {WIDE_HEADS[1]:,}-head ones {WIDE_SHARES[1]:.2%} (at least one of each), both "
+              f"and {WIDE_HEADS[1]:,}-head ones {WIDE_SHARES[1]:.3%} (at least one of each), both "
               "drawn with the generalist model. The world has "
               f"{groups.get('generalist', {}).get('share', 0):.1%} generalists; the zoos use "
               "fewer because storing one costs ~1.2 s (1,000 heads) and ~30 s and ~10 GB "
@@ -527,7 +601,8 @@ def write_structure(out, per_expert, groups, models, graph):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000],
+                        help="zoo sizes (none: write structure.md only)")
     parser.add_argument("--tasks", type=int, default=3, help="random tasks per class count")
     parser.add_argument("--root", default=ROOT_DEFAULT, help="where the zoo folders are kept")
     parser.add_argument("--out", default="results/zoo")
@@ -541,9 +616,15 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=600, help="seconds per measurement")
     parser.add_argument("--quick", action="store_true",
                         help="tiny zoos on a flat node set (a smoke test)")
+    parser.add_argument("--profile", type=int, metavar="SECONDS",
+                        help="with --measure ZOO CLASSES SEED search: profile that search")
     parser.add_argument("--measure", nargs=4, metavar=("ZOO", "CLASSES", "SEED", "MODE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure and args.profile:
+        folder, n_classes, seed, _ = args.measure
+        profile_search(folder, int(n_classes), int(seed), args.k, args.profile)
+        return None
     if args.measure:
         folder, n_classes, seed, mode = args.measure
         print(json.dumps(measure(folder, int(n_classes), int(seed), mode, args.k)))
@@ -576,7 +657,7 @@ def main(argv=None):
         (out / f"scale-{size}.json").write_text(json.dumps(
             {"build": {key: v for key, v in build.items() if key != "image_nodes"},
              "rows": rows, "command": command, "n_nodes": graph.n_nodes}))
-        write_results(out, command)
+        write_results(out)
         summary[size] = rows
     return summary
 
