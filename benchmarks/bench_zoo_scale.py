@@ -440,12 +440,12 @@ def benchmark_size(folder, class_counts, n_tasks, k, timeout, modes):
             found = {}
             for mode in modes:
                 slow = too_slow.get(mode)
-                reason = fits(zoo, mode, n_classes) or (slow[1] if slow and slow[0] < n_classes
+                reason = fits(zoo, mode, n_classes) or (slow[1] if slow and slow[0] <= n_classes
                                                         else None)
                 result = {"status": f"skipped: {reason}"} if reason else run_measurement(
                     folder, n_classes, seed, mode, k, timeout)
                 if result["status"].startswith("over"):
-                    # a larger task would only take longer
+                    # another task as large, or larger, would take as long
                     too_slow[mode] = (n_classes, f"{result['status']} at {n_classes} classes")
                 found[mode] = result
                 agree = ""
@@ -500,8 +500,9 @@ def write_results(out):
         n = build["n_experts"]
         lines += [f"## {n:,} experts", "", f"Command: `{record['command']}`", "",
                   f"{record['n_nodes']:,} nodes; experts by heads (<{SPECIALIST_MAX_HEADS}, "
-                  f"1,000, 21,843): {build['heads']}; build (generate + encode + index + write) "
-                  f"{build['build_s']:.0f} s ({1000 * build['build_s'] / n:.1f} ms per expert); "
+                  f"{SPECIALIST_MAX_HEADS}-999, 1,000-21,842, 21,843 and more): {build['heads']};"
+                  f" build (generate + encode + index + write, {build.get('jobs', 1)} process(es))"
+                  f" {build['build_s']:.0f} s ({1000 * build['build_s'] / n:.1f} ms per expert); "
                   f"disk {build['disk_bytes'] / 2**30:.2f} GiB "
                   f"({build['disk_bytes'] / n / 2**10:.0f} KiB per expert, "
                   f"{build['disk_bytes'] / n * 100_000 / 2**30:.1f} GiB for 100,000 such).", "",
