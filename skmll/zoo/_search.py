@@ -116,6 +116,8 @@ class _ThresholdSearch:
             while not self._stops():
                 self._read_lists()
                 self._solve_open()
+            # experts met before whose bounds a tightened (higher) k-th loss no longer rules out
+            self._solve_open()
             if self._tighten():
                 return self.losses, self.solutions
 
