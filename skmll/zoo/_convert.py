@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labelling import load_label_dir
 from ._rows import stored_probabilities
 from ._store import MANIFEST, ZooStore
 
@@ -78,6 +77,9 @@ def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
     """
     if int(segment_size) < 1:
         raise ValueError(f"segment_size must be a positive integer, got {segment_size}")
+    # imported here: searching a zoo (``import skmll.zoo``) needs neither torch nor the hub
+    from ..labelling import load_label_dir
+
     label_dir = Path(label_dir)
     labeler = load_label_dir(label_dir, verbose=verbose)
     sdag, labels = labeler.sdag, labeler.labels_

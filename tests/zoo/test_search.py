@@ -98,3 +98,14 @@ def test_unmatched_classes_get_no_experts(zoo):
     found = search_zoo(zoo, task, k=2)
     assert found.experts["b"] == [] and len(found.experts["a"]) == 2
     assert found.losses.shape == (zoo.n_experts, 2)
+
+
+def test_searching_a_zoo_imports_no_torch():
+    # a search process holds the zoo's rows, not a deep-learning framework (peak memory)
+    import subprocess
+    import sys
+
+    code = "import sys, skmll.zoo; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
