@@ -55,6 +55,10 @@ def register_subcommand(subparsers, parents):
                         help="label directory written by 'skmll label'")
     update.add_argument("--segment-size", type=positive_int, default=4096,
                         help="most experts per segment file (default 4096)")
+    update.add_argument("--max-dense", type=positive_int, default=None, metavar="HEADS",
+                        help="when the zoo is created: keep only this many entries per node of "
+                             "wider experts (less disk; selections may then differ from the "
+                             "full labels'); default: every head")
     add_digest_flag(update)
     update.set_defaults(run=run_update)
 
@@ -91,7 +95,7 @@ def run_update(args):
     check_digest(args.label_dir, args.expect_digest)
     stage(args, f"reading the label directory {args.label_dir}")
     zoo, added = update_zoo(args.label_dir, segment_size=args.segment_size,
-                            verbose=args.verbose)
+                            max_dense=args.max_dense, verbose=args.verbose)
     shown = ", ".join(added[:5]) + (", ..." if len(added) > 5 else "")
     print(printable(f"{args.label_dir / ZOO_FOLDER}: added {len(added)} expert(s)"
                     + (f" ({shown})" if added else "") + f"; {_summary(zoo)}"))

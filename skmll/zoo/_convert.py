@@ -19,7 +19,7 @@ _SEGMENT_SIZE = 4096
 _PROBE_NODES = 16
 
 
-def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
+def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, max_dense=None, verbose=0):
     """Store the label directory's labels for search in ``<label_dir>/zoo``; add what it lacks.
 
     The first run creates the zoo over the SDAG's nodes that carry a label (those with images
@@ -36,6 +36,11 @@ def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
         :func:`~skmll.labelling.save_label_dir`.
     segment_size : int, default=4096
         Most experts per segment (one segment file per this many new experts).
+    max_dense : int or None, default=None
+        When the zoo is created: keep every head of every expert (None), or only the
+        ``max_dense`` largest entries per node of wider experts (less disk; selections then
+        differ from full precision's, see :meth:`ZooStore.create`). An existing zoo keeps the
+        choice it was created with.
     verbose : int, default=0
         Progress bars.
 
@@ -87,7 +92,7 @@ def update_zoo(label_dir, *, segment_size=_SEGMENT_SIZE, verbose=0):
     provenance = {"sdag_key": labeler.sdag_key_, "delta": float(labeler.delta_),
                   "statistic": "probability"}
     zoo = _open_or_create(label_dir / ZOO_FOLDER, [sdag.node_ids[n] for n in node_rows],
-                          provenance)
+                          provenance, max_dense)
     stored = set(zoo.names)
     _refuse_changed_experts(zoo, {name: labels[name] for name in labels if name in stored},
                             node_rows)
@@ -104,11 +109,11 @@ def _label_key(label):
     return label.expert_fingerprint or ""
 
 
-def _open_or_create(root, node_ids, provenance):
+def _open_or_create(root, node_ids, provenance, max_dense):
     """The zoo at ``root``, created over ``node_ids`` if there is none; refused if it covers
     other nodes or was mixed from another SDAG's images or with another delta."""
     if not (root / MANIFEST).is_file():
-        return ZooStore.create(root, node_ids, provenance=provenance)
+        return ZooStore.create(root, node_ids, max_dense=max_dense, provenance=provenance)
     zoo = ZooStore(root)
     differs = {field: (zoo.manifest["provenance"].get(field), value)
                for field, value in provenance.items()

@@ -2,7 +2,7 @@
 
 The world: four fruit synsets (lemon, cherry, grape, kiwi) as 6 x 6 PNGs of their colours, and
 a hub of experts that read the mean colour: one of three heads, one of two, and one of 70
-heads (wider than a zoo stores whole, so its rows keep their 64 largest entries and a floor).
+heads (wider than ``--max-dense 64``, which keeps a row's 64 largest entries and a floor).
 """
 
 import json
@@ -95,9 +95,25 @@ def test_conversion_stores_the_labels_as_search_sees_them(converted):
     for name, columns in zip(zoo.names, stored):
         expected = stored_probabilities(labeler.labels_[name].probabilities[rows]).T
         np.testing.assert_allclose(columns, expected / expected.sum(axis=0), rtol=1e-12)
+        full = labeler.labels_[name].probabilities[rows].T       # every head, float16 only
+        np.testing.assert_allclose(columns, full / full.sum(axis=0), rtol=2**-10, atol=2**-24)
+
+
+def test_a_compact_zoo_keeps_64_entries_per_node_of_a_wider_expert(orchard, tmp_path, capsys):
+    labels = _label(capsys, orchard, tmp_path / "labels")
+    code, out, err = run_main(capsys, "zoo", "update", labels, "--max-dense", "64")
+    assert code == 0, err
+    zoo = ZooStore(labels / ZOO_FOLDER)
+    assert zoo.manifest["max_dense_heads"] == 64
+    labeler = load_label_dir(labels)
+    rows = np.flatnonzero(labeler.sdag.has_data_below)
     wide = labeler.labels_["wide"].probabilities[rows]
-    assert not np.allclose(stored[2].T, wide / wide.sum(axis=1, keepdims=True), atol=1e-6), \
-        "the 70-head expert should be stored in part (64 entries and a floor)"
+    stored = zoo.problems(np.arange(len(rows)), [2])[0]
+    expected = stored_probabilities(wide, max_dense=64)
+    np.testing.assert_allclose(stored, (expected / expected.sum(axis=1, keepdims=True)).T,
+                               rtol=1e-12)
+    whole = stored_probabilities(wide)            # every head, as the default zoo keeps it
+    assert not np.array_equal(stored, (whole / whole.sum(axis=1, keepdims=True)).T)
 
 
 def test_update_is_idempotent_and_appends_only_new_experts(orchard, tmp_path, capsys):
