@@ -23,7 +23,10 @@ Trust and portability: the manifest is JSON, segment paths are relative and must
 the folder, every segment's size and SHA-256 are in the manifest (:meth:`ZooStore.verify`), and
 a segment is read only through plain datasets with built-in filters: an external link, an
 external or virtual dataset, or a filter plug-in (which would load a shared library) is refused.
-Nothing in a zoo runs code.
+Before any array is read, a segment's shapes are checked against the manifest and against
+each other (no expert can read another's rows), they may claim no more bytes than deflate can
+produce from the file, and an expert declares at most 2^24 heads: opening a zoo allocates what
+its files can hold. Nothing in a zoo runs code.
 """
 
 import hashlib
@@ -47,6 +50,13 @@ SEGMENTS = "segments"
 _CHUNK_COLUMNS = 2**16
 # HDF5 filter ids that are built into the library: deflate, shuffle, fletcher32.
 _BUILT_IN_FILTERS = {1, 2, 3}
+# Deflate expands a byte by at most ~1032 times: a segment's arrays, at the shapes it declares,
+# can hold no more than this many times its size on disk (a larger claim is not a zoo's).
+_MAX_INFLATION = 1100
+# Most heads an expert may declare: decoding a row allocates one value per head.
+_MAX_HEADS = 2**24
+_EXPERT_FIELDS = ("expert_name", "expert_key", "expert_heads", "expert_column",
+                  "expert_width", "expert_floor")
 
 
 def _h5py():
@@ -136,7 +146,7 @@ class ZooStore:
         old = {s.file: s for s in getattr(self, "segments", [])}
         self.segments, start = [], 0
         for entry in manifest["segments"]:
-            segment = old.get(entry["file"]) or _Segment(self.root, entry)
+            segment = old.get(entry["file"]) or _Segment(self.root, entry, len(self.node_ids))
             segment.start = start
             start += segment.n_experts
             self.segments.append(segment)
@@ -206,7 +216,7 @@ class ZooStore:
             self.refresh()
             names = list(self.names)
             for entry in entries:
-                names += _Segment(self.root, entry).names
+                names += _Segment(self.root, entry, len(self.node_ids)).names
             twice = sorted(n for n, count in Counter(names).items() if count > 1)
             if twice:
                 raise ValueError(f"expert names {twice[:5]} would be in the zoo twice")
@@ -325,13 +335,14 @@ def _write_segment(root, encoded, n_nodes):
 class _Segment:
     """One segment file, opened read-only on first use; node rows are cached per search."""
 
-    def __init__(self, root, entry):
+    def __init__(self, root, entry, n_nodes):
         self.file = entry["file"]
         self.entry = entry
         self.path = _inside(root, entry["file"])
         self.n_experts = int(entry["n_experts"])
         self._h5 = None
         with self._open_checked() as file:
+            self._check_sizes(file, n_nodes)
             self.names, self.keys = ([n.decode() if isinstance(n, bytes) else str(n)
                                       for n in file[field][()]] if field in file else
                                      [""] * self.n_experts
@@ -340,10 +351,49 @@ class _Segment:
             self.column = file["expert_column"][()].astype(np.int64)
             self.width = file["expert_width"][()].astype(np.int64)
             self.floor_column = file["expert_floor"][()].astype(np.int64)
-        if len(self.names) != self.n_experts:
-            raise ValueError(f"{self.path}: {len(self.names)} experts, the manifest says "
-                             f"{self.n_experts}")
+            self._check_layout(file, n_nodes)
         self._rows = {}
+
+    def _refuse(self, why):
+        raise ValueError(f"{self.path} is not a zoo segment as skmll writes them: {why}")
+
+    def _check_sizes(self, file, n_nodes):
+        """Before anything is read: the per-expert arrays hold the manifest's number of
+        experts, every array has the zoo's node rows, and their sizes fit the file's."""
+        for field in _EXPERT_FIELDS:
+            if field in file and file[field].shape != (self.n_experts,):
+                self._refuse(f"{field!r} has shape {file[field].shape}, the manifest lists "
+                             f"{self.n_experts} experts")
+        arrays = ("dense", "sparse_values", "sparse_heads", "floor", "index_order", "index_d")
+        for name in arrays:
+            if name not in file or file[name].ndim != 2 or file[name].shape[0] != n_nodes:
+                self._refuse(f"{name!r} is missing or not {n_nodes} node rows")
+        declared = sum(file[name].size * file[name].dtype.itemsize for name in arrays)
+        if declared > _MAX_INFLATION * max(self.entry["bytes"], 1):
+            self._refuse(f"its arrays claim {declared} bytes, more than {_MAX_INFLATION} times "
+                         f"its {self.entry['bytes']} bytes on disk")
+
+    def _check_layout(self, file, n_nodes):
+        """Each expert's columns tile its array in order, dense ones hold every head, and the
+        index lists every expert once per node: no expert reads another's rows."""
+        dense = self.floor_column < 0
+        if (self.n_heads < 1).any() or (self.n_heads > _MAX_HEADS).any():
+            self._refuse(f"an expert declares fewer than 1 or more than {_MAX_HEADS} heads")
+        if (self.width[dense] != self.n_heads[dense]).any() or \
+                ((self.width[~dense] < 1) | (self.width[~dense] >= self.n_heads[~dense])).any():
+            self._refuse("an expert's stored width does not fit its heads")
+        if (self.floor_column[~dense] != np.arange((~dense).sum())).any():
+            self._refuse("the floors are not one per wide expert, in order")
+        for kind, name in ((dense, "dense"), (~dense, "sparse_values")):
+            ends = np.cumsum(self.width[kind])
+            if (self.column[kind] != ends - self.width[kind]).any() or \
+                    file[name].shape[1] != (ends[-1] if len(ends) else 0):
+                self._refuse(f"the experts' columns do not tile {name!r}")
+        if file["sparse_heads"].shape != file["sparse_values"].shape or \
+                file["floor"].shape[1] != (~dense).sum() or \
+                file["index_order"].shape[1] != self.n_experts or \
+                file["index_d"].shape[1] != self.n_experts:
+            self._refuse("its head, floor or index arrays do not match its experts")
 
     def _open_checked(self):
         h5py = _h5py()
@@ -386,8 +436,11 @@ class _Segment:
     def lists(self, node_row, start, stop):
         """Local expert ids and their stored responsiveness at ranks [start, stop) of the
         node's list."""
-        return (self.h5["index_order"][node_row, start:stop].astype(np.int64),
-                self.h5["index_d"][node_row, start:stop])
+        ids = self.h5["index_order"][node_row, start:stop].astype(np.int64)
+        if len(ids) and ids.max() >= self.n_experts:
+            self._refuse(f"node row {node_row}'s list names expert {ids.max()} of "
+                         f"{self.n_experts}")
+        return ids, self.h5["index_d"][node_row, start:stop]
 
     def rows(self, node_rows):
         """This segment's arrays on ``node_rows`` (read once per distinct tuple of rows)."""

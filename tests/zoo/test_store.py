@@ -207,6 +207,42 @@ def test_a_segment_reaching_outside_or_needing_a_plug_in_is_refused(zoo, tmp_pat
         ZooStore(zoo.root)
 
 
+def _set(name, index, value):
+    def edit(file):
+        data = file[name][()]
+        data[index] = value
+        del file[name]
+        file.create_dataset(name, data=data)
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("expert_heads", 0, 2**30), "more than 16777216 heads"),
+    (_set("expert_width", 1, 5), "stored width does not fit its heads"),
+    (_set("expert_column", 2, 0), "columns do not tile 'dense'"),
+    (lambda file: file.__delitem__("index_d") or file.create_dataset(
+        "index_d", shape=(len(NODES), 10**7), dtype=np.uint8, chunks=(1, 2**16),
+        compression="gzip"), r"claim \d+ bytes, more than 1100 times"),
+    (lambda file: file.__delitem__("expert_key") or file.create_dataset(
+        "expert_key", data=np.array(["a"] * 5, dtype=h5py.string_dtype())),
+     "'expert_key' has shape"),
+])
+def test_a_segment_whose_layout_is_not_a_zoos_is_refused_before_it_is_read(zoo, edit,
+                                                                           message):
+    # shapes and offsets that would make one expert read another's rows, or allocate far
+    # more than the file holds, are refused when the zoo is opened
+    _rewrite_segment(zoo.root, edit)
+    with pytest.raises(ValueError, match="is not a zoo segment as skmll writes them: .*"
+                                         + message):
+        ZooStore(zoo.root)
+
+
+def test_an_index_naming_an_expert_the_segment_lacks_is_refused(zoo):
+    _rewrite_segment(zoo.root, _set("index_order", (0, 0), 50))
+    with pytest.raises(ValueError, match="list names expert 50 of 4"):
+        search_zoo(ZooStore(zoo.root), task(NODES[:2]))
+
+
 def _manifest_pointing_at(root, relative):
     manifest = json.loads((root / "zoo.json").read_text())
     manifest["segments"][0]["file"] = relative
