@@ -214,14 +214,14 @@ class ZooStore:
         """
         with filelock.FileLock(str(self.root / ".lock")):
             self.refresh()
-            names = list(self.names)
-            for entry in entries:
-                names += _Segment(self.root, entry, len(self.node_ids)).names
+            added = [_Segment(self.root, entry, len(self.node_ids)) for entry in entries]
+            names = self.names + [name for segment in added for name in segment.names]
             twice = sorted(n for n, count in Counter(names).items() if count > 1)
             if twice:
                 raise ValueError(f"expert names {twice[:5]} would be in the zoo twice")
             manifest = dict(self.manifest, segments=self.manifest["segments"] + list(entries))
             atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=1).encode())
+        self.segments = self.segments + added     # opened and checked: refresh keeps them
         self.refresh()
 
     def verify(self):
